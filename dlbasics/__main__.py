@@ -1,0 +1,6 @@
+"""``python -m dlbasics fit --config configs/linear_regression.yaml`` — the same CLI as ``dlbasics``."""
+
+from dlbasics.cli import main
+
+if __name__ == "__main__":
+    main()

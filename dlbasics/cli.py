@@ -1,0 +1,129 @@
+"""The dlbasics command line: LightningCLI in subclass mode over ``dlbasics.models`` and ``dlbasics.data``.
+
+    dlbasics fit --config configs/linear_regression.yaml
+    dlbasics test --config configs/rule_classifier.yaml --ckpt_path lightning_logs/version_0/checkpoints/last.ckpt
+    dlbasics fit --model RuleClassifier --data RuleData --print_config
+
+Every run gets, with no extra configuration: TensorBoard events and ``metrics.csv`` in
+``lightning_logs/version_N/``, the resolved ``config.yaml`` beside them, ``checkpoints/last.ckpt``
+plus the best checkpoint by the experiment's monitored metric, and a seed (42 unless configured).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ProgressBar
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+import dlbasics.data
+import dlbasics.models  # noqa: F401  (registers the classes so short names resolve)
+from dlbasics.callbacks import PredictionWriter, default_progress_bar
+
+DEBUG_ENV = "DLBASICS_DEBUG"
+LOG_ROOT = "lightning_logs"
+
+
+class DLBasicsCLI(LightningCLI):
+    """LightningCLI with dlbasics' defaults: loggers, checkpoints, prediction writer, progress, links."""
+
+    def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
+        loggers = [
+            {
+                "class_path": f"lightning.pytorch.loggers.{cls.__name__}",
+                "init_args": {"save_dir": ".", "name": LOG_ROOT},
+            }
+            for cls in (CSVLogger, TensorBoardLogger)
+        ]
+        super().__init__(
+            model_class=L.LightningModule,
+            datamodule_class=L.LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            seed_everything_default=42,
+            save_config_kwargs={"overwrite": True},
+            trainer_defaults={"logger": loggers},
+            parser_kwargs={"exit_on_error": False},
+            args=args,
+            run=run,
+        )
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        # What the data defines and the model needs; ignored for models without the parameter.
+        for name in ("num_features", "num_classes"):
+            parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
+
+    def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
+        callbacks = list(kwargs.pop("callbacks", []) or [])
+        config = self._get(self.config, "trainer", default={}) or {}
+        given = callbacks + list(config.get("callbacks") or [])
+        # Instances configured by the user (in trainer.callbacks) win over these defaults.
+        if (
+            not any(isinstance(c, ModelCheckpoint) for c in given)
+            and config.get("enable_checkpointing") is not False
+        ):
+            monitor, mode = getattr(self.model, "monitor", ("val/loss", "min"))
+            callbacks.append(
+                ModelCheckpoint(monitor=monitor, mode=mode, save_last=True, filename="best-{epoch}-{step}")
+            )
+        if (
+            not any(isinstance(c, ProgressBar) for c in given)
+            and config.get("enable_progress_bar") is not False
+        ):
+            callbacks.append(default_progress_bar())
+        if not any(isinstance(c, PredictionWriter) for c in given):
+            callbacks.append(PredictionWriter())
+        if config.get("logger") and not any(isinstance(c, LearningRateMonitor) for c in given):
+            callbacks.append(LearningRateMonitor(logging_interval="epoch"))
+        trainer = super().instantiate_trainer(callbacks=callbacks, **kwargs)
+        align_logger_versions(trainer)
+        return trainer
+
+
+def align_logger_versions(trainer: L.Trainer) -> None:
+    """Make file loggers under one root share the first logger's ``version_N`` directory.
+
+    TensorBoard and CSV each pick "the next free version" on their own; the second would see the
+    first's fresh directory and pick N+1. Explicitly configured versions are left alone.
+    """
+    loggers = [lg for lg in trainer.loggers if isinstance(lg, (TensorBoardLogger, CSVLogger))]
+    if len(loggers) < 2:
+        return
+    version = loggers[0].version
+    for lg in loggers[1:]:
+        if lg._version is None and lg.root_dir == loggers[0].root_dir:
+            lg._version = version
+
+
+def one_line(err: BaseException) -> str:
+    """The first meaningful line of an error, prefixed by its type."""
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    text = lines[0] if lines else repr(err)
+    return f"{type(err).__name__}: {text}"
+
+
+def main(args: list[str] | None = None) -> None:
+    """Entry point of ``dlbasics`` and ``python -m dlbasics``.
+
+    Errors print as one line on stderr with exit status 1 (2 for command-line errors); set
+    ``DLBASICS_DEBUG=1`` for the full traceback.
+    """
+    try:
+        DLBasicsCLI(args=args)
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as err:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        parse_error = type(err).__name__ in ("ArgumentError", "NSKeyError")
+        print(f"dlbasics: error: {one_line(err)} (set {DEBUG_ENV}=1 for the traceback)", file=sys.stderr)
+        sys.exit(2 if parse_error else 1)
+
+
+__all__ = ["DLBasicsCLI", "main"]

@@ -37,17 +37,13 @@ class PredictionWriter(BasePredictionWriter):
     def on_predict_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.batches = []
 
-    def write_on_batch_end(
-        self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx
-    ):
+    def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx):
         if not isinstance(prediction, dict):
             prediction = {"prediction": prediction}
         self.batches.append({k: v.detach().float().cpu() for k, v in prediction.items()})
 
     def on_predict_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        columns = (
-            {k: torch.cat([b[k] for b in self.batches]) for k in self.batches[0]} if self.batches else {}
-        )
+        columns = {k: torch.cat([b[k] for b in self.batches]) for k in self.batches[0]} if self.batches else {}
         loader = trainer.predict_dataloaders
         n = len(next(iter(columns.values()))) if columns else 0
         indices = loader.indices()[:n] if hasattr(loader, "indices") else torch.arange(n)
@@ -103,9 +99,7 @@ class LineProgress(ProgressBar):
         if not (self.enabled and trainer.is_global_zero):
             return
         metrics = {k: v for k, v in self.get_metrics(trainer, pl_module).items() if "/" in k}
-        shown = " ".join(
-            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(metrics.items())
-        )
+        shown = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(metrics.items()))
         epochs = "?" if trainer.max_epochs in (None, -1) else trainer.max_epochs
         seconds = time.perf_counter() - self.start
         print(

@@ -1,7 +1,7 @@
 """The dlbasics command line: LightningCLI in subclass mode over ``dlbasics.models`` and ``dlbasics.data``.
 
     dlbasics fit --config configs/linear_regression.yaml
-    dlbasics test --config configs/rule_classifier.yaml --ckpt_path lightning_logs/version_0/checkpoints/last.ckpt
+    dlbasics test --config configs/rule_classifier.yaml --ckpt_path last
     dlbasics fit --model RuleClassifier --data RuleData --print_config
 
 Every run gets, with no extra configuration: TensorBoard events and ``metrics.csv`` in
@@ -62,18 +62,12 @@ class DLBasicsCLI(LightningCLI):
         config = self._get(self.config, "trainer", default={}) or {}
         given = callbacks + list(config.get("callbacks") or [])
         # Instances configured by the user (in trainer.callbacks) win over these defaults.
-        if (
-            not any(isinstance(c, ModelCheckpoint) for c in given)
-            and config.get("enable_checkpointing") is not False
-        ):
+        if not any(isinstance(c, ModelCheckpoint) for c in given) and config.get("enable_checkpointing") is not False:
             monitor, mode = getattr(self.model, "monitor", ("val/loss", "min"))
             callbacks.append(
                 ModelCheckpoint(monitor=monitor, mode=mode, save_last=True, filename="best-{epoch}-{step}")
             )
-        if (
-            not any(isinstance(c, ProgressBar) for c in given)
-            and config.get("enable_progress_bar") is not False
-        ):
+        if not any(isinstance(c, ProgressBar) for c in given) and config.get("enable_progress_bar") is not False:
             callbacks.append(default_progress_bar())
         if not any(isinstance(c, PredictionWriter) for c in given):
             callbacks.append(PredictionWriter())

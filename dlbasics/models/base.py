@@ -85,7 +85,7 @@ class Experiment(L.LightningModule):
         self.has_metrics = False
 
     def init_metrics(self, collection: MetricCollection) -> None:
-        """Give every stage its own copy of ``collection`` (``self.{stage}_metrics``), logged as ``{stage}/{name}``."""
+        """Give each stage its own copy of ``collection`` (``self.{stage}_metrics``), logged as ``{stage}/…``."""
         for stage in STAGES:
             setattr(self, f"{stage}_metrics", collection.clone(prefix=f"{stage}/"))
         self.has_metrics = True

@@ -87,9 +87,7 @@ class LinearRegression(Experiment):
             f"max |learned - closed-form| = {max((w - w_cf).abs().max(), (b - b_cf).abs()):.2e}"
         )
         values = {f"fit/w{i}": v for i, v in enumerate(w.tolist())} | {"fit/b": float(b)}
-        values |= {f"fit/closed_form_w{i}": v for i, v in enumerate(w_cf.tolist())} | {
-            "fit/closed_form_b": float(b_cf)
-        }
+        values |= {f"fit/closed_form_w{i}": v for i, v in enumerate(w_cf.tolist())} | {"fit/closed_form_b": float(b_cf)}
         for logger in self.loggers:
             logger.log_metrics(values, step=self.global_step)
             logger.save()

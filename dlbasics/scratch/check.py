@@ -95,9 +95,7 @@ def _check_gradients(torch, rng: np.random.Generator) -> list[CheckResult]:
     num = {"dx": numerical_gradient(f, x), "dW": numerical_gradient(f, W), "db": numerical_gradient(f, b)}
     xt, Wt, bt = T(x), T(W), T(b)
     ((xt @ Wt + bt) * torch.from_numpy(g)).sum().backward()
-    rows += _gradient_rows(
-        "Linear", ana, num, {"dx": xt.grad.numpy(), "dW": Wt.grad.numpy(), "db": bt.grad.numpy()}
-    )
+    rows += _gradient_rows("Linear", ana, num, {"dx": xt.grad.numpy(), "dW": Wt.grad.numpy(), "db": bt.grad.numpy()})
 
     x, t = rng.standard_normal((8, 6)), rng.integers(0, 3, 8)
     for act in ("sigmoid", "relu"):
@@ -178,9 +176,7 @@ def run_checks(seed: int = 0) -> list[CheckResult]:
         rows.append(_result(f"{name} gate (wrong rows of 4)", "truth table", wrong, 0))
     coeffs = fit_polynomial(seed=seed)
     shown = ", ".join(f"{c:.4f}" for c in coeffs)
-    rows.append(
-        _result(f"polyfit coefficients [{shown}]", "[2, 3, 4]", np.max(np.abs(coeffs - TRUE_COEFFS)), 0.05)
-    )
+    rows.append(_result(f"polyfit coefficients [{shown}]", "[2, 3, 4]", np.max(np.abs(coeffs - TRUE_COEFFS)), 0.05))
     return rows
 
 
@@ -199,8 +195,5 @@ def main() -> int:
     results = run_checks()
     print(format_table(results))
     failed = [f"{r.name} vs {r.against}" for r in results if not r.passed]
-    print(
-        f"\n{len(results) - len(failed)}/{len(results)} checks passed"
-        + (f"; FAILED: {failed}" if failed else "")
-    )
+    print(f"\n{len(results) - len(failed)}/{len(results)} checks passed" + (f"; FAILED: {failed}" if failed else ""))
     return 1 if failed else 0

@@ -11,18 +11,20 @@ plus the best checkpoint by the experiment's monitored metric, and a seed (42 un
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ProgressBar
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, _get_module_type, _InstantiatorFn
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 import dlbasics.data
 import dlbasics.models  # noqa: F401  (registers the classes so short names resolve)
 from dlbasics.callbacks import PredictionWriter, default_progress_bar
+from dlbasics.errors import one_line
 
 DEBUG_ENV = "DLBASICS_DEBUG"
 LOG_ROOT = "lightning_logs"
@@ -54,8 +56,17 @@ class DLBasicsCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # What the data defines and the model needs; ignored for models without the parameter.
-        for name in ("num_features", "num_classes"):
+        for name in ("num_features", "num_classes", "horizon", "series_mean", "series_std"):
             parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
+
+    def _add_instantiators(self) -> None:
+        for key, cls, subclasses in (
+            ("model", self._model_class, self.subclass_mode_model),
+            ("data", self._datamodule_class, self.subclass_mode_data),
+        ):
+            self.parser.add_instantiator(
+                _LinkFilteringInstantiator(cli=self, key=key), _get_module_type(cls), subclasses
+            )
 
     def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
         callbacks = list(kwargs.pop("callbacks", []) or [])
@@ -78,6 +89,20 @@ class DLBasicsCLI(LightningCLI):
         return trainer
 
 
+class _LinkFilteringInstantiator(_InstantiatorFn):
+    """Lightning's instantiator, minus links to parameters the selected class does not take.
+
+    A link such as ``data.num_classes -> model.init_args.num_classes`` is skipped by jsonargparse for a
+    model without ``num_classes``, but Lightning would still record it in the saved hyperparameters,
+    which then breaks ``--ckpt_path`` and ``load_from_checkpoint``.
+    """
+
+    def __call__(self, class_type: type, *args: Any, applied_instantiation_links: dict, **kwargs: Any) -> Any:
+        params = inspect.signature(class_type.__init__).parameters
+        links = {k: v for k, v in applied_instantiation_links.items() if k.rsplit(".", 1)[-1] in params}
+        return super().__call__(class_type, *args, applied_instantiation_links=links, **kwargs)
+
+
 def align_logger_versions(trainer: L.Trainer) -> None:
     """Make file loggers under one root share the first logger's ``version_N`` directory.
 
@@ -91,13 +116,6 @@ def align_logger_versions(trainer: L.Trainer) -> None:
     for lg in loggers[1:]:
         if lg._version is None and lg.root_dir == loggers[0].root_dir:
             lg._version = version
-
-
-def one_line(err: BaseException) -> str:
-    """The first meaningful line of an error, prefixed by its type."""
-    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
-    text = lines[0] if lines else repr(err)
-    return f"{type(err).__name__}: {text}"
 
 
 def main(args: list[str] | None = None) -> None:
@@ -115,8 +133,8 @@ def main(args: list[str] | None = None) -> None:
     except Exception as err:
         if os.environ.get(DEBUG_ENV):
             raise
-        parse_error = type(err).__name__ in ("ArgumentError", "NSKeyError")
-        print(f"dlbasics: error: {one_line(err)} (set {DEBUG_ENV}=1 for the traceback)", file=sys.stderr)
+        parse_error = type(err).__name__ == "ArgumentError"
+        print(f"dlbasics: error: {one_line(err)}  [{DEBUG_ENV}=1 shows the traceback]", file=sys.stderr)
         sys.exit(2 if parse_error else 1)
 
 

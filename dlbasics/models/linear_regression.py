@@ -10,7 +10,6 @@ least-squares solution on the same training data.
 from __future__ import annotations
 
 import torch
-from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 
 from dlbasics.models.base import Experiment, OptimizerName, SchedulerName, check_input, check_positive
@@ -82,7 +81,7 @@ class LinearRegression(Experiment):
             self.linear.bias.detach().double().cpu()[0],
         )
         fmt = lambda t: "[" + ", ".join(f"{v:.4f}" for v in t.tolist()) + "]"  # noqa: E731
-        rank_zero_info(
+        print(
             f"learned     w = {fmt(w)}, b = {b:.4f}\nclosed-form w = {fmt(w_cf)}, b = {b_cf:.4f}\n"
             f"max |learned - closed-form| = {max((w - w_cf).abs().max(), (b - b_cf).abs()):.2e}"
         )

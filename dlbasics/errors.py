@@ -1,0 +1,53 @@
+"""Turn any error of a dlbasics run into one line that says what is wrong and what to do.
+
+    dlbasics fit --config configs/rule_classifier.yaml --model.init_args.lr -1
+    # dlbasics: error: model.lr: lr must be > 0, got -1.0
+
+jsonargparse reports a bad value inside a nested, multi-line "Does not validate against any of the
+Union subtypes" message; :func:`one_line` digs out the parameter path and the innermost reason.
+"""
+
+from __future__ import annotations
+
+import re
+
+_NOISE = (
+    "Parser key",
+    "Does not validate",
+    "Subtypes:",
+    "Errors:",
+    "Given value",
+    "Expected a <class 'NoneType'>",
+    "Problem with given class_path",
+    "Expected a path but",
+)
+
+
+def _choices(group: str) -> str:
+    import dlbasics.data
+    import dlbasics.models
+
+    module = dlbasics.models if group == "model" else dlbasics.data
+    names = [n for n in module.__all__ if not n.startswith("InMemory")]
+    return ", ".join(names)
+
+
+def one_line(err: BaseException) -> str:
+    """One line describing ``err``: for argument errors the parameter path and the innermost reason."""
+    text = str(err)
+    lines = [re.sub(r'^(- )?(Parser key "[^"]+":\s*)?', "", ln.strip()) for ln in text.splitlines()]
+    lines = [ln for ln in lines if ln]
+    if not lines:
+        return type(err).__name__
+    keys = [k for k in re.findall(r'Parser key "([^"]+)"', text) if k != "init_args"]
+    reasons = [ln for ln in lines if not ln.startswith(_NOISE)]
+    reason = reasons[-1] if reasons else lines[0]
+    given = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("Given value:")), None)
+    if keys and keys[0] in ("model", "data") and ("import path" in reason or "has no attribute" in reason):
+        name = given or reason.rsplit(" ", 1)[-1].strip("'")
+        return f"unknown {keys[0]} {name!r}: use one of {_choices(keys[0])} (or a full class_path)"
+    if given is not None and reason.startswith("Expected a") and "Got value" not in reason:
+        reason = f"{reason}, got {given!r}"
+    if not keys:
+        return reason if reasons else f"{type(err).__name__}: {reason}"
+    return f"{'.'.join(keys)}: {reason}"

@@ -13,7 +13,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import BasePredictionWriter, ProgressBar
+from lightning.pytorch.callbacks import BasePredictionWriter, Callback, ProgressBar
 from torch import Tensor
 
 
@@ -118,3 +118,23 @@ def default_progress_bar() -> ProgressBar:
 
         return RichProgressBar()
     return LineProgress()
+
+
+class FiniteLossGuard(Callback):
+    """Stop training with a clear error as soon as the training loss is NaN or infinite.
+
+    The exception ends the run before any checkpoint of the diverged weights is written, so the last
+    good ``last.ckpt`` stays what it was; ``dlbasics`` then exits non-zero with the message.
+    """
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if loss is None or bool(torch.isfinite(loss).all()):
+            return
+        ckpt = trainer.checkpoint_callback
+        last = getattr(ckpt, "last_model_path", "") or getattr(ckpt, "best_model_path", "")
+        kept = f"last good checkpoint: {last}" if last else "no checkpoint was written yet"
+        raise FloatingPointError(
+            f"training loss became {loss.item()} at epoch {trainer.current_epoch}, step {trainer.global_step}: "
+            f"lower the learning rate or check the data ({kept})"
+        )

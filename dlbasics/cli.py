@@ -14,6 +14,7 @@ from __future__ import annotations
 import inspect
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -23,7 +24,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 import dlbasics.data
 import dlbasics.models  # noqa: F401  (registers the classes so short names resolve)
-from dlbasics.callbacks import PredictionWriter, default_progress_bar
+from dlbasics.callbacks import FiniteLossGuard, PredictionWriter, default_progress_bar
 from dlbasics.errors import one_line
 
 DEBUG_ENV = "DLBASICS_DEBUG"
@@ -59,6 +60,12 @@ class DLBasicsCLI(LightningCLI):
         for name in ("num_features", "num_classes", "horizon", "series_mean", "series_std"):
             parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
 
+    def _parse_ckpt_path(self) -> None:
+        subcommand = self.config.get("subcommand")
+        if subcommand and self.config[subcommand].get("ckpt_path") in ("last", "best"):
+            self.config[subcommand].ckpt_path = str(find_checkpoint(self.config[subcommand].ckpt_path))
+        super()._parse_ckpt_path()
+
     def _add_instantiators(self) -> None:
         for key, cls, subclasses in (
             ("model", self._model_class, self.subclass_mode_model),
@@ -82,11 +89,29 @@ class DLBasicsCLI(LightningCLI):
             callbacks.append(default_progress_bar())
         if not any(isinstance(c, PredictionWriter) for c in given):
             callbacks.append(PredictionWriter())
+        if not any(isinstance(c, FiniteLossGuard) for c in given):
+            callbacks.append(FiniteLossGuard())
         if config.get("logger") and not any(isinstance(c, LearningRateMonitor) for c in given):
             callbacks.append(LearningRateMonitor(logging_interval="epoch"))
         trainer = super().instantiate_trainer(callbacks=callbacks, **kwargs)
         align_logger_versions(trainer)
         return trainer
+
+
+def find_checkpoint(which: str, root: str | Path = LOG_ROOT) -> Path:
+    """Resolve ``--ckpt_path last|best`` across runs: the newest run's ``last.ckpt`` / best checkpoint.
+
+    Lightning resolves these names only inside the current run, and every run (a resumed one too) gets
+    a fresh ``version_N``, so without this ``last`` would silently start from scratch.
+    """
+    pattern = "last.ckpt" if which == "last" else "best-*.ckpt"
+    found = sorted(Path(root).glob(f"version_*/checkpoints/{pattern}"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise FileNotFoundError(
+            f"--ckpt_path {which}: no {pattern} under {Path(root).resolve()}; run `dlbasics fit` first "
+            "or pass the path of a checkpoint"
+        )
+    return found[-1]
 
 
 class _LinkFilteringInstantiator(_InstantiatorFn):

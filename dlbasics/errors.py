@@ -40,6 +40,8 @@ def one_line(err: BaseException) -> str:
     if not lines:
         return type(err).__name__
     keys = [k for k in re.findall(r'Parser key "([^"]+)"', text) if k != "init_args"]
+    if not keys and "Does not validate" not in text:
+        return lines[0] if type(err).__name__ == "ArgumentError" else f"{type(err).__name__}: {lines[0]}"
     reasons = [ln for ln in lines if not ln.startswith(_NOISE)]
     reason = reasons[-1] if reasons else lines[0]
     given = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("Given value:")), None)

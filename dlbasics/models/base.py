@@ -124,6 +124,20 @@ class Experiment(L.LightningModule):
         """Predictions for a batch as named columns (see :class:`dlbasics.callbacks.PredictionWriter`)."""
         return {"prediction": self(batch[0])}
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # torch's RNG states (dropout, augmentation) so that a resumed run continues bit for bit.
+        # Plain tensors only: LightningCLI reads checkpoints with torch.load(weights_only=True).
+        checkpoint["rng_states"] = {"cpu": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        states = checkpoint.get("rng_states")
+        if states and self._trainer is not None and self.trainer.training:
+            torch.set_rng_state(states["cpu"])
+            if "cuda" in states and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(states["cuda"])
+
     def configure_optimizers(self) -> Any:
         hp = self.hparams
         name = hp.get("optimizer", "sgd")

@@ -1,0 +1,100 @@
+"""Reliability: exact resume after SIGKILL, the NaN guard, and `--ckpt_path last|best` resolution."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import CONFIGS, read_metrics
+
+from dlbasics.cli import main
+from dlbasics.models import LinearRegression
+
+RULE = CONFIGS / "rule_classifier.yaml"
+SHORT = ["--trainer.max_epochs", "4", "--data.num_train", "2000", "--trainer.enable_progress_bar", "false"]
+DLBASICS = [sys.executable, "-m", "dlbasics"]
+
+
+def weights(ckpt: Path) -> dict[str, torch.Tensor]:
+    return torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+
+
+def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    full = subprocess.run([*DLBASICS, "fit", "--config", RULE, *SHORT], cwd=tmp_path, env=env, capture_output=True)
+    assert full.returncode == 0, full.stderr[-2000:]
+
+    victim = subprocess.Popen([*DLBASICS, "fit", "--config", RULE, *SHORT], cwd=tmp_path, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    last = tmp_path / "lightning_logs/version_1/checkpoints/last.ckpt"
+    deadline = time.monotonic() + 120
+    while not last.exists() and victim.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(random.uniform(0.0, 0.6))  # somewhere in a later epoch, maybe during a save
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    assert victim.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    torch.load(last, map_location="cpu", weights_only=True)  # the checkpoint on disk is whole
+
+    resumed = subprocess.run([*DLBASICS, "fit", "--config", RULE, *SHORT, "--ckpt_path", "last"], cwd=tmp_path,
+                             env=env, capture_output=True, text=True)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    runs = tmp_path / "lightning_logs"
+    assert (runs / "version_2").is_dir()  # the resumed run never overwrites the killed one
+    a, b = weights(runs / "version_0/checkpoints/last.ckpt"), weights(runs / "version_2/checkpoints/last.ckpt")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6)
+    full_metrics, resumed_metrics = read_metrics(runs / "version_0"), read_metrics(runs / "version_2")
+    for key in ("val/loss", "val/acc", "train/loss"):
+        assert resumed_metrics[key][-1] == pytest.approx(full_metrics[key][-1], abs=1e-6), key
+
+
+class DivergingRegression(LinearRegression):
+    """Test double: a loss that turns NaN in the second epoch."""
+
+    def compute_loss(self, output, target):
+        loss = super().compute_loss(output, target)
+        return loss * float("nan") if self.current_epoch == 1 else loss
+
+
+def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(CONFIGS / "linear_regression.yaml"),
+              "--model", "test_reliability.DivergingRegression"])  # fmt: skip
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "training loss became nan at epoch 1, step 101" in err and "last.ckpt" in err, err
+    ckpt = tmp_path / "lightning_logs/version_0/checkpoints/last.ckpt"
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    assert state["epoch"] == 0 and all(torch.isfinite(v).all() for v in state["state_dict"].values())
+
+
+def test_huge_learning_rate_diverges_with_clear_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(CONFIGS / "linear_regression.yaml"), "--model.init_args.lr", "1e9"])
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "training loss became" in err and "at epoch 0, step" in err and "lower the learning rate" in err
+
+
+def test_ckpt_path_last_and_best_resolve_across_runs(cli, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["test", "--config", str(RULE), "--ckpt_path", "last"])
+    assert exit_info.value.code == 1 and "no last.ckpt under" in capsys.readouterr().err
+    fast = ("--trainer.max_epochs", "1", "--trainer.limit_train_batches", "5")
+    run = cli("fit", "--config", RULE, *fast)
+    resumed = cli("fit", "--config", RULE, "--trainer.max_epochs", "2", "--trainer.limit_train_batches", "5",
+                  "--ckpt_path", "last")  # fmt: skip
+    assert resumed != run
+    assert torch.load(resumed / "checkpoints/last.ckpt", weights_only=True)["epoch"] == 1
+    tested = cli("test", "--config", RULE, "--ckpt_path", "best")
+    assert "test/acc" in read_metrics(tested)

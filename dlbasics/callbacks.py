@@ -17,6 +17,17 @@ from lightning.pytorch.callbacks import BasePredictionWriter, Callback, Progress
 from torch import Tensor
 
 
+def run_dir(trainer: L.Trainer) -> Path:
+    """The run directory (``lightning_logs/version_N``) without a collective call.
+
+    ``trainer.log_dir`` broadcasts from rank 0, so calling it on rank 0 alone deadlocks under DDP;
+    file writers that run on rank 0 only use this instead.
+    """
+    if trainer.loggers and trainer.loggers[0].log_dir:
+        return Path(trainer.loggers[0].log_dir)
+    return Path(trainer.default_root_dir)
+
+
 class PredictionWriter(BasePredictionWriter):
     """Write ``predict_step``'s dict of tensors as one CSV, ``<run dir>/<filename>``, in sample order.
 
@@ -56,7 +67,7 @@ class PredictionWriter(BasePredictionWriter):
             return
         order = torch.cat([s[0] for s in shards]).argsort()
         merged = {k: torch.cat([s[1][k] for s in shards])[order] for k in shards[0][1]}
-        self.path = Path(trainer.log_dir or ".") / self.filename
+        self.path = run_dir(trainer) / self.filename
         self.path.parent.mkdir(parents=True, exist_ok=True)
         write_columns(self.path, torch.cat([s[0] for s in shards])[order], merged)
         print(f"predictions: {self.path}")

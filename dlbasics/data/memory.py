@@ -1,0 +1,170 @@
+"""In-memory tensor batching shared by every dlbasics DataModule.
+
+    dlbasics fit --config configs/rule_classifier.yaml   # any experiment uses it
+
+Small datasets (synthetic vectors, MNIST, sine windows) fit in memory, so each split is kept as a
+tuple of tensors and batches are produced by indexing them: no per-sample ``__getitem__``, no
+worker processes. :class:`InMemoryLoader` follows ``DistributedSampler``'s semantics, so under DDP
+every rank sees its own disjoint shard each epoch and the union of the ranks' k-th batches is the
+single-process k-th batch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+
+import lightning as L
+import torch
+from torch import Tensor
+
+
+class InMemoryLoader:
+    """Iterable of batches sliced from tensors that share their first dimension.
+
+    Args:
+        tensors: The split, e.g. ``(x, y)``; all share ``len``.
+        batch_size: Samples per batch on this process (global batch / world size).
+        shuffle: Reshuffle every epoch from ``seed + epoch`` (call :meth:`set_epoch`).
+        seed: Base seed of the permutation.
+        rank: This process's rank.
+        world_size: Number of processes sharing the data.
+        drop_last: Drop the last incomplete batch.
+    """
+
+    def __init__(
+        self,
+        tensors: Sequence[Tensor],
+        batch_size: int,
+        shuffle: bool = False,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        drop_last: bool = False,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.tensors = tuple(tensors)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.drop_last = drop_last
+        self.epoch = 0
+        # Lightning calls ``loader.sampler.set_epoch(epoch)`` before every epoch (also after a resume).
+        self.sampler = self
+        self.batch_sampler = None
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the permutation of ``epoch``."""
+        self.epoch = epoch
+
+    @property
+    def num_samples(self) -> int:
+        """Samples this rank sees per epoch (the shard is padded when shuffling, as DistributedSampler)."""
+        n = len(self.tensors[0])
+        return math.ceil(n / self.world_size) if self.shuffle else len(range(self.rank, n, self.world_size))
+
+    def indices(self) -> Tensor:
+        """This rank's sample indices for the current epoch."""
+        n = len(self.tensors[0])
+        if not self.shuffle:
+            return torch.arange(self.rank, n, self.world_size)
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = torch.randperm(n, generator=generator)
+        padded = math.ceil(n / self.world_size) * self.world_size
+        if padded > n:  # repeat the head so every rank gets the same number of batches
+            order = torch.cat([order, order[: padded - n]])
+        return order[self.rank : padded : self.world_size]
+
+    def __len__(self) -> int:
+        rounding = math.floor if self.drop_last else math.ceil
+        return rounding(self.num_samples / self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
+        idx = self.indices().to(self.tensors[0].device)
+        contiguous = not self.shuffle and self.world_size == 1
+        for b in range(len(self)):
+            if contiguous:  # views, no copy
+                yield tuple(t[b * self.batch_size : (b + 1) * self.batch_size] for t in self.tensors)
+            else:
+                sel = idx[b * self.batch_size : (b + 1) * self.batch_size]
+                yield tuple(t[sel] for t in self.tensors)
+
+
+class InMemoryDataModule(L.LightningDataModule):
+    """Base DataModule whose splits are tuples of tensors held in memory.
+
+    Subclasses fill ``self.splits`` (``"train"``, ``"val"``, ``"test"``, ``"predict"``) in ``setup``.
+    ``batch_size`` is the global batch: each of ``world_size`` processes gets ``batch_size //
+    world_size`` samples per step, so results do not depend on the device count. When the Trainer
+    runs on an accelerator the tensors are moved there once, in ``setup``.
+
+    Attributes:
+        num_features: Input features per sample, linked into models that take ``num_features``.
+        num_classes: Number of classes, linked into models that take ``num_classes``.
+    """
+
+    num_features: int | None = None
+    num_classes: int | None = None
+
+    def __init__(self, batch_size: int = 32, eval_batch_size: int | None = None, seed: int = 0) -> None:
+        super().__init__()
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if eval_batch_size is not None and eval_batch_size < 1:
+            raise ValueError(f"eval_batch_size must be >= 1, got {eval_batch_size}")
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.seed = seed
+        self.splits: dict[str, tuple[Tensor, ...]] = {}
+
+    def _placement(self) -> tuple[int, int, torch.device]:
+        trainer = self.trainer
+        if trainer is None:
+            return 0, 1, torch.device("cpu")
+        return trainer.global_rank, trainer.world_size, trainer.strategy.root_device
+
+    def to_device(self) -> None:
+        """Move every split onto the training device (a no-op on CPU)."""
+        device = self._placement()[2]
+        self.splits = {k: tuple(t.to(device) for t in v) for k, v in self.splits.items()}
+
+    def per_device_batch(self, batch_size: int) -> int:
+        """Split a global batch across processes; refuse sizes that would change the optimisation."""
+        world_size = self._placement()[1]
+        if batch_size % world_size:
+            raise ValueError(
+                f"batch_size {batch_size} is not divisible by the {world_size} processes: "
+                f"choose a multiple of {world_size} so the global batch is preserved"
+            )
+        return batch_size // world_size
+
+    def loader(self, split: str, shuffle: bool = False, drop_last: bool = False) -> InMemoryLoader:
+        """An :class:`InMemoryLoader` over ``split`` for this process."""
+        if split not in self.splits:
+            raise RuntimeError(f"{type(self).__name__} has no {split!r} split; call setup() first")
+        rank, world_size, _ = self._placement()
+        size = self.batch_size if split == "train" else (self.eval_batch_size or self.batch_size)
+        return InMemoryLoader(
+            self.splits[split],
+            batch_size=self.per_device_batch(size),
+            shuffle=shuffle,
+            seed=self.seed,
+            rank=rank,
+            world_size=world_size,
+            drop_last=drop_last,
+        )
+
+    def train_dataloader(self) -> InMemoryLoader:
+        return self.loader("train", shuffle=True)
+
+    def val_dataloader(self) -> InMemoryLoader:
+        return self.loader("val")
+
+    def test_dataloader(self) -> InMemoryLoader:
+        return self.loader("test")
+
+    def predict_dataloader(self) -> InMemoryLoader:
+        return self.loader("predict" if "predict" in self.splits else "test")

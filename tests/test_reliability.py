@@ -89,7 +89,9 @@ def test_huge_learning_rate_diverges_with_clear_error(tmp_path, monkeypatch, cap
 def test_ckpt_path_last_and_best_resolve_across_runs(cli, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["test", "--config", str(RULE), "--ckpt_path", "last"])
-    assert exit_info.value.code == 1 and "no last.ckpt under" in capsys.readouterr().err
+    assert (
+        exit_info.value.code == 1 and "no last.ckpt of a dlbasics.models.RuleClassifier run" in capsys.readouterr().err
+    )
     fast = ("--trainer.max_epochs", "1", "--trainer.limit_train_batches", "5")
     run = cli("fit", "--config", RULE, *fast)
     resumed = cli("fit", "--config", RULE, "--trainer.max_epochs", "2", "--trainer.limit_train_batches", "5",
@@ -98,3 +100,5 @@ def test_ckpt_path_last_and_best_resolve_across_runs(cli, tmp_path, capsys):
     assert torch.load(resumed / "checkpoints/last.ckpt", weights_only=True)["epoch"] == 1
     tested = cli("test", "--config", RULE, "--ckpt_path", "best")
     assert "test/acc" in read_metrics(tested)
+    with pytest.raises(SystemExit):  # another experiment's checkpoints never stand in for this one's
+        main(["test", "--config", str(CONFIGS / "linear_regression.yaml"), "--ckpt_path", "last"])

@@ -99,17 +99,21 @@ class Experiment(L.LightningModule):
         return output
 
     def _shared_step(self, batch: tuple[Tensor, ...], stage: str) -> Tensor:
+        """Loss of a batch; updates the stage's metric objects (logged once per epoch, see ``_log_epoch``)."""
         x, y = batch[0], batch[1]
         output = self(x)
         loss = self.compute_loss(output, y)
-        mean_loss = getattr(self, f"{stage}_loss")
-        mean_loss.update(loss.detach(), len(y))
-        self.log(f"{stage}/loss", mean_loss, on_step=False, on_epoch=True, prog_bar=True)
+        getattr(self, f"{stage}_loss").update(loss.detach(), len(y))
         if self.has_metrics:
-            collection = getattr(self, f"{stage}_metrics")
-            collection.update(self.metric_preds(output.detach()), y)
-            self.log_dict(collection, on_step=False, on_epoch=True, prog_bar=stage != "train")
+            getattr(self, f"{stage}_metrics").update(self.metric_preds(output.detach()), y)
         return loss
+
+    def _log_epoch(self, stage: str) -> None:
+        # Logging metric objects once per epoch instead of on every step keeps Lightning's per-step
+        # bookkeeping out of the hot loop; Lightning computes (synced across ranks) and resets them.
+        self.log(f"{stage}/loss", getattr(self, f"{stage}_loss"), prog_bar=True)
+        if self.has_metrics:
+            self.log_dict(getattr(self, f"{stage}_metrics"), prog_bar=stage != "train")
 
     def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
         return self._shared_step(batch, "train")
@@ -119,6 +123,15 @@ class Experiment(L.LightningModule):
 
     def test_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:
         self._shared_step(batch, "test")
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test")
 
     def predict_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> dict[str, Tensor]:
         """Predictions for a batch as named columns (see :class:`dlbasics.callbacks.PredictionWriter`)."""

@@ -1,0 +1,130 @@
+"""A sine series cut into sliding windows: the previous ``n_steps`` values → the next ``horizon`` values.
+
+    dlbasics fit --config configs/sine_lstm.yaml
+
+The series ``x_t = amplitude · sin(2π t / period + phase) + N(0, noise_std²)``, ``t = 0 … length-1``, is
+split by time into train / val / test segments, in that order. Windows are cut inside each segment only,
+so no window crosses a split boundary: no value of one split is an input or a target of another.
+
+Normalization: every window (inputs and targets) is standardized with the mean and standard deviation
+of the *training* segment. The DataModule owns these statistics and exposes them as ``series_mean`` and
+``series_std``; the CLI links them into the model, which needs them to report losses and forecasts on
+the original scale of the series (see :mod:`dlbasics.models.sine`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from dlbasics.data.memory import InMemoryDataModule
+
+SPLITS = ("train", "val", "test")
+
+
+class SineData(InMemoryDataModule):
+    """Sliding windows over one sine series, split by time, standardized with training statistics.
+
+    Every split is ``(x, y, t)``: ``x`` of shape ``(N, n_steps, 1)`` and ``y`` of shape ``(N, horizon)``
+    in standardized units, ``t`` the time index of each window's first target. The predict split is
+    the test split.
+
+    Args:
+        amplitude: Amplitude of the sine.
+        period: Period in time steps.
+        phase: Phase at ``t = 0`` in radians.
+        noise_std: Standard deviation of the Gaussian noise added to every value (0: a clean sine).
+        length: Number of values in the whole series.
+        n_steps: Past values a window feeds the model.
+        horizon: Future values a window asks the model to predict.
+        val_fraction: Fraction of the series (its middle part) used for validation.
+        test_fraction: Fraction of the series (its end) used for testing.
+        batch_size: Global batch size.
+        seed: Seed of the noise and of the shuffling.
+    """
+
+    num_features = 1
+
+    def __init__(
+        self,
+        amplitude: float = 1.0,
+        period: float = 50.0,
+        phase: float = 0.0,
+        noise_std: float = 0.0,
+        length: int = 2000,
+        n_steps: int = 20,
+        horizon: int = 1,
+        val_fraction: float = 0.15,
+        test_fraction: float = 0.15,
+        batch_size: int = 32,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(batch_size=batch_size, seed=seed)
+        if n_steps < 1:
+            raise ValueError(f"n_steps must be >= 1, got {n_steps}")
+        if n_steps >= length:
+            raise ValueError(f"n_steps ({n_steps}) must be smaller than the series length ({length})")
+        if horizon < 1:
+            raise ValueError(f"horizon must be >= 1, got {horizon}")
+        if noise_std < 0:
+            raise ValueError(f"noise_std must be >= 0, got {noise_std}")
+        if not period > 0:
+            raise ValueError(f"period must be > 0, got {period}")
+        if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
+            raise ValueError(
+                f"val_fraction ({val_fraction}) and test_fraction ({test_fraction}) must be in (0, 1) "
+                "and leave a training part (sum < 1)"
+            )
+        self.amplitude, self.period, self.phase, self.noise_std = amplitude, period, phase, noise_std
+        self.length, self.n_steps, self.horizon = length, n_steps, horizon
+        n_test, n_val = round(length * test_fraction), round(length * val_fraction)
+        n_train = length - n_val - n_test
+        self.bounds = {"train": (0, n_train), "val": (n_train, n_train + n_val), "test": (n_train + n_val, length)}
+        for split, (lo, hi) in self.bounds.items():
+            if hi - lo < n_steps + horizon:
+                raise ValueError(
+                    f"the {split} part holds {hi - lo} values, fewer than n_steps + horizon = {n_steps + horizon}: "
+                    "increase length or the split's fraction, or lower n_steps"
+                )
+        noise = torch.randn(length, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+        #: The observed series (raw values, float32), noise included.
+        self.series = (self.function(torch.arange(length)) + noise_std * noise).float()
+        train = self.series[:n_train].double()
+        self.series_mean, self.series_std = train.mean().item(), train.std(correction=0).item()
+        if not self.series_std > 0:
+            raise ValueError("the training part of the series is constant (amplitude 0?): nothing to learn")
+
+    def function(self, t: Tensor) -> Tensor:
+        """The noise-free sine at time indices ``t`` (float64)."""
+        return self.amplitude * torch.sin(2 * math.pi * t.double() / self.period + self.phase)
+
+    def standardize(self, values: Tensor) -> Tensor:
+        """Raw values → standardized units (training mean and std)."""
+        return (values - self.series_mean) / self.series_std
+
+    def windows(self, split: str) -> tuple[Tensor, Tensor, Tensor]:
+        """``(x, y, t)`` of every window that lies entirely inside ``split``'s part of the series."""
+        lo, hi = self.bounds[split]
+        w = self.standardize(self.series[lo:hi]).unfold(0, self.n_steps + self.horizon, 1)
+        x, y = w[:, : self.n_steps].unsqueeze(-1).contiguous(), w[:, self.n_steps :].contiguous()
+        return x, y, torch.arange(lo + self.n_steps, lo + self.n_steps + len(w))
+
+    def continuation(self, split: str = "test") -> tuple[Tensor, Tensor, int]:
+        """What a forecast of ``split`` starts from and should match, in raw values.
+
+        Returns:
+            The ``n_steps`` values just before ``split`` (the end of the previous split), the values of
+            ``split``, and the time index of its first value.
+        """
+        lo, hi = self.bounds[split]
+        if lo < self.n_steps:
+            raise ValueError(f"the {split} part has no {self.n_steps} values before it to start a forecast from")
+        return self.series[lo - self.n_steps : lo], self.series[lo:hi], lo
+
+    def setup(self, stage: str) -> None:
+        for split in SPLITS:
+            if split not in self.splits:
+                self.splits[split] = self.windows(split)
+        self.to_device()

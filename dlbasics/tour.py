@@ -1,0 +1,277 @@
+"""The tour: every experiment with its reference recipe, checked against the original material.
+
+    dlbasics-tour --quick        # a few minutes on 2 CPU cores
+    dlbasics-tour                # the full recipes (under 10 minutes on 2 CPU cores)
+    python -m dlbasics.tour --quick --only linear_regression rule_classifier
+
+Runs go through the same LightningCLI configs users run by hand, one after the other in this process,
+into ``lightning_logs/tour/<date-time>/runs/version_N``. ``REPORT.md`` beside them holds, per
+experiment, the reference value from the original material, the measured value, pass/fail, wall time,
+the run directory and its pictures. The exit status is non-zero when an experiment that ran misses its
+reference threshold; an experiment whose data cannot be had is reported as skipped, with how to get it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+Metrics = dict[str, float]
+
+
+@dataclass
+class Experiment:
+    """One tour stop: a config, how to judge its metrics, and its quick/full overrides."""
+
+    name: str
+    config: str
+    reference: str
+    judge: Callable[[Metrics], tuple[str, bool]]
+    quick: list[str] = field(default_factory=list)
+    full: list[str] = field(default_factory=list)
+    test: bool = True
+    data: list[tuple[str, str, str]] = field(default_factory=list)  # (label, dataset, config) to try in order
+
+
+def last_values(run: Path) -> Metrics:
+    """The last logged value of every column of a run's ``metrics.csv``."""
+    values: Metrics = {}
+    with open(run / "metrics.csv") as f:
+        for row in csv.DictReader(f):
+            values.update({k: float(v) for k, v in row.items() if v not in ("", None)})
+    return values
+
+
+def _close(metrics: Metrics, keys: list[str], truth: list[float], tol: float) -> tuple[str, bool]:
+    got = [metrics.get(k, float("nan")) for k in keys]
+    ok = all(abs(g - t) <= tol for g, t in zip(got, truth, strict=True))
+    return "[" + ", ".join(f"{g:.4f}" for g in got) + "]", ok
+
+
+def _at_least(key: str, bar: float) -> Callable[[Metrics], tuple[str, bool]]:
+    return lambda m: (f"{key} = {m.get(key, float('nan')):.4f} (bar {bar})", m.get(key, 0.0) >= bar)
+
+
+def _at_most(key: str, bar: float) -> Callable[[Metrics], tuple[str, bool]]:
+    return lambda m: (f"{key} = {m.get(key, float('nan')):.2e} (bar {bar:g})", m.get(key, float("inf")) <= bar)
+
+
+def experiments(quick: bool) -> list[Experiment]:
+    """The curriculum in order; thresholds differ only where the quick recipe trains less."""
+    return [
+        Experiment(
+            "linear_regression",
+            "linear_regression.yaml",
+            "d2l 3.2: w = [2, -3.4], b = 4.2 (error ~1e-3)",
+            lambda m: _close(m, ["fit/w0", "fit/w1", "fit/b"], [2.0, -3.4, 4.2], 0.01),
+            test=False,
+        ),
+        Experiment(
+            "polynomial_regression",
+            "polynomial_regression.yaml",
+            "seed task: y = 2x² + 3x + 4 → [4, 3, 2]",
+            lambda m: _close(m, ["fit/b", "fit/w0", "fit/w1"], [4.0, 3.0, 2.0], 0.05),
+            quick=["--trainer.max_epochs", "10"],
+            test=False,
+        ),
+        Experiment(
+            "rule_classifier",
+            "rule_classifier.yaml",
+            "x[0] > x[4] is linearly separable: ≥ 0.99 accuracy",
+            _at_least("test/acc", 0.99),
+            quick=["--trainer.max_epochs", "10"],
+        ),
+        Experiment(
+            "mnist_mlp_fishbook",
+            "mnist_mlp_fishbook.yaml",
+            "fish book ch. 4: 784-50-10 sigmoid SGD ≈ 0.95 on MNIST; Zalando's MLP ≈ 0.87 on Fashion-MNIST",
+            lambda m: _at_least("test/acc", m.get("_bar", 0.94))(m),
+            quick=["--trainer.max_steps", "3000"],
+            data=[
+                ("MNIST", "mnist", "mnist_mlp_fishbook.yaml"),
+                ("Fashion-MNIST", "fashion_mnist", "mnist_mlp_fishbook.yaml"),
+            ],
+        ),
+        Experiment(
+            "mnist_cnn",
+            "mnist_cnn.yaml",
+            "2-conv CNN: ≥ 0.992 on MNIST; Zalando's table 0.876 to 0.932 for 2-conv nets on Fashion-MNIST",
+            lambda m: _at_least("test/acc", m.get("_bar", 0.992))(m),
+            quick=["--trainer.max_epochs", "3"],
+            data=[("MNIST", "mnist", "mnist_cnn.yaml"), ("Fashion-MNIST", "fashion_mnist", "fashion_mnist_cnn.yaml")],
+        ),
+        Experiment(
+            "sine_lstm", "sine_lstm.yaml", "seed 003: next-value forecast, MSE ≤ 1e-3", _at_most("val/loss", 1e-3)
+        ),
+        Experiment(
+            "sine_gru", "sine_gru.yaml", "seed 003 (GRU): next-value forecast, MSE ≤ 1e-3", _at_most("val/loss", 1e-3)
+        ),
+    ]
+
+
+# Accuracy bars on the data actually used: (quick, full).
+BARS = {
+    ("mnist_mlp_fishbook", "MNIST"): (0.92, 0.94),
+    ("mnist_mlp_fishbook", "Fashion-MNIST"): (0.80, 0.83),
+    ("mnist_cnn", "MNIST"): (0.985, 0.992),
+    ("mnist_cnn", "Fashion-MNIST"): (0.90, 0.92),
+}
+
+
+def pick_data(exp: Experiment) -> tuple[str, list[str], str] | str:
+    """The first dataset option whose files exist (or download), as (label, CLI args, config); else why not."""
+    from dlbasics.data.mnist import DEBIAN_FASHION_MNIST, locate_split
+
+    reasons = []
+    for label, dataset, config in exp.data:
+        root = DEBIAN_FASHION_MNIST if dataset == "fashion_mnist" and Path(DEBIAN_FASHION_MNIST).is_dir() else "data"
+        try:
+            for train in (True, False):
+                locate_split(root, dataset, train, download=dataset == "mnist")
+        except (OSError, RuntimeError, ValueError) as err:
+            reasons.append(f"{label}: {err}")
+            continue
+        return label, ["--data.dataset", dataset, "--data.root", root, "--data.download", "false"], config
+    return "skipped: " + " | ".join(reasons)
+
+
+def loggers(tour_dir: Path) -> str:
+    """CSV + TensorBoard loggers writing into the tour's own folder (``<tour_dir>/runs/version_N``)."""
+    return json.dumps([
+        {"class_path": f"lightning.pytorch.loggers.{cls}", "init_args": {"save_dir": str(tour_dir), "name": "runs"}}
+        for cls in ("CSVLogger", "TensorBoardLogger")
+    ])  # fmt: skip
+
+
+def newest_run(tour_dir: Path) -> Path:
+    return max((tour_dir / "runs").glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
+
+
+@dataclass
+class Result:
+    """What the report says of one experiment (``passed`` is ``None`` when it was skipped)."""
+
+    name: str
+    reference: str
+    measured: str
+    passed: bool | None
+    seconds: float = 0.0
+    runs: list[Path] = field(default_factory=list)
+    data: str = ""
+
+
+def run_experiment(exp: Experiment, quick: bool, tour_dir: Path) -> Result:
+    """Fit (and test with the best checkpoint) through the CLI, then judge the logged metrics."""
+    from dlbasics.cli import main
+
+    config, extra, label = exp.config, [], ""
+    if exp.data:
+        picked = pick_data(exp)
+        if isinstance(picked, str):
+            return Result(exp.name, exp.reference, picked, None)
+        label, extra, config = picked
+    common = ["--config", str(CONFIGS / config), *extra, "--trainer.logger", loggers(tour_dir)]
+    start = time.perf_counter()
+    runs: list[Path] = []
+    try:
+        main(["fit", *common, *(exp.quick if quick else exp.full)])
+        runs.append(newest_run(tour_dir))
+        metrics = last_values(runs[0])
+        if exp.test:
+            best = sorted(runs[0].glob("checkpoints/best-*.ckpt")) or [runs[0] / "checkpoints" / "last.ckpt"]
+            main(["test", *common, "--ckpt_path", str(best[-1])])
+            runs.append(newest_run(tour_dir))
+            metrics |= last_values(runs[1])
+    except SystemExit as err:
+        return Result(
+            exp.name, exp.reference, f"run failed (exit {err.code})", False, time.perf_counter() - start, runs, label
+        )
+    if label:
+        metrics["_bar"] = BARS[(exp.name, label)][0 if quick else 1]
+    measured, passed = exp.judge(metrics)
+    return Result(exp.name, exp.reference, measured, passed, time.perf_counter() - start, runs, label)
+
+
+def run_scratch() -> tuple[Result, str]:
+    """The NumPy reference's check table (analytic vs numerical vs autograd gradients, Adam, gates)."""
+    from dlbasics.scratch.check import format_table, run_checks
+
+    start = time.perf_counter()
+    results = run_checks()
+    ok = sum(r.passed for r in results)
+    measured = f"{ok}/{len(results)} checks pass"
+    reference = "hand-written gradients = numerical = torch autograd"
+    return Result("scratch", reference, measured, ok == len(results), time.perf_counter() - start), format_table(
+        results
+    )
+
+
+def write_report(tour_dir: Path, results: list[Result], scratch_table: str, quick: bool, seconds: float) -> Path:
+    """``REPORT.md``: summary table, then each experiment's run directories and pictures."""
+    import platform
+
+    import torch
+
+    mark = {True: "pass", False: "**FAIL**", None: "skipped"}
+    lines = [
+        f"# dlbasics tour — {tour_dir.name} ({'quick' if quick else 'full'})",
+        "",
+        f"{platform.node()} · {platform.processor() or platform.machine()} · torch {torch.__version__} · "
+        f"{torch.get_num_threads()} threads · total {seconds:.0f} s",
+        "",
+        "| experiment | data | reference (original material) | measured | result | time | run |",
+        "|---|---|---|---|---|---:|---|",
+    ]
+    for r in results:
+        run = ", ".join(f"[{p.name}]({p.relative_to(tour_dir)})" for p in r.runs) or "—"
+        cells = [r.name, r.data or "—", r.reference, r.measured, mark[r.passed], f"{r.seconds:.1f} s", run]
+        lines.append("| " + " | ".join(cells) + " |")
+    counts = {k: sum(r.passed is k for r in results) for k in (True, False, None)}
+    lines += ["", f"**{counts[True]} passed, {counts[False]} failed, {counts[None]} skipped**", ""]
+    for r in results:
+        pictures = [p for run in r.runs for p in sorted(run.glob("*.png"))]
+        if pictures:
+            lines += [f"## {r.name}", ""] + [f"![{p.stem}]({p.relative_to(tour_dir)})" for p in pictures] + [""]
+    lines += ["## scratch: the NumPy reference against torch", "", scratch_table, ""]
+    path = tour_dir / "REPORT.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the tour; returns (and exits with) 1 when an experiment that ran missed its reference."""
+    parser = argparse.ArgumentParser(prog="dlbasics-tour", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer epochs (minutes on 2 CPU cores)")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these experiments (and scratch)")
+    parser.add_argument("--out", default="lightning_logs/tour", help="folder of the dated tour folders")
+    args = parser.parse_args(argv)
+    todo = [e for e in experiments(args.quick) if not args.only or e.name in args.only]
+    if args.only and (unknown := set(args.only) - {e.name for e in experiments(args.quick)} - {"scratch"}):
+        parser.error(f"unknown experiment(s) {sorted(unknown)}: use {[e.name for e in experiments(args.quick)]}")
+    tour_dir = Path(args.out) / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    tour_dir.mkdir(parents=True, exist_ok=True)
+    start, results = time.perf_counter(), []
+    for i, exp in enumerate(todo, start=1):
+        print(f"\n[{i}/{len(todo) + 1}] {exp.name} ({time.perf_counter() - start:.0f} s elapsed)", flush=True)
+        results.append(run_experiment(exp, args.quick, tour_dir))
+        r = results[-1]
+        verdict = "skipped" if r.passed is None else "pass" if r.passed else "FAIL"
+        print(f"[{i}/{len(todo) + 1}] {exp.name}: {r.measured} → {verdict} ({r.seconds:.1f} s)", flush=True)
+    print(f"\n[{len(todo) + 1}/{len(todo) + 1}] scratch check table", flush=True)
+    scratch, table = run_scratch()
+    results.append(scratch)
+    report = write_report(tour_dir, results, table, args.quick, time.perf_counter() - start)
+    print(f"\n{report.read_text().split(chr(10) + chr(10) + '## ')[0]}\n\nreport: {report}", flush=True)
+    return 1 if any(r.passed is False for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

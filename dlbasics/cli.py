@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import yaml
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, _get_module_type, _InstantiatorFn
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
@@ -25,6 +26,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 import dlbasics.data
 import dlbasics.models  # noqa: F401  (registers the classes so short names resolve)
 from dlbasics.callbacks import FiniteLossGuard, PredictionWriter, default_progress_bar
+from dlbasics.dashboards import LearningCurves, SaveConfig
 from dlbasics.errors import one_line
 
 DEBUG_ENV = "DLBASICS_DEBUG"
@@ -48,6 +50,7 @@ class DLBasicsCLI(LightningCLI):
             subclass_mode_model=True,
             subclass_mode_data=True,
             seed_everything_default=42,
+            save_config_callback=SaveConfig,
             save_config_kwargs={"overwrite": True},
             trainer_defaults={"logger": loggers},
             parser_kwargs={"exit_on_error": False},
@@ -63,7 +66,9 @@ class DLBasicsCLI(LightningCLI):
     def _parse_ckpt_path(self) -> None:
         subcommand = self.config.get("subcommand")
         if subcommand and self.config[subcommand].get("ckpt_path") in ("last", "best"):
-            self.config[subcommand].ckpt_path = str(find_checkpoint(self.config[subcommand].ckpt_path))
+            cfg = self.config[subcommand]
+            model, data = (cfg.get(k).class_path if cfg.get(k) else None for k in ("model", "data"))
+            cfg.ckpt_path = str(find_checkpoint(cfg.ckpt_path, model, data))
         super()._parse_ckpt_path()
 
     def _add_instantiators(self) -> None:
@@ -76,9 +81,10 @@ class DLBasicsCLI(LightningCLI):
             )
 
     def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
-        callbacks = list(kwargs.pop("callbacks", []) or [])
-        config = self._get(self.config, "trainer", default={}) or {}
-        given = callbacks + list(config.get("callbacks") or [])
+        config = self._get(self.config_init, "trainer", default={}) or {}
+        # kwargs["callbacks"] replaces trainer.callbacks in LightningCLI: keep the configured ones in the list.
+        callbacks = list(config.get("callbacks") or []) + list(kwargs.pop("callbacks", []) or [])
+        given = list(callbacks)
         # Instances configured by the user (in trainer.callbacks) win over these defaults.
         if not any(isinstance(c, ModelCheckpoint) for c in given) and config.get("enable_checkpointing") is not False:
             monitor, mode = getattr(self.model, "monitor", ("val/loss", "min"))
@@ -93,25 +99,39 @@ class DLBasicsCLI(LightningCLI):
             callbacks.append(FiniteLossGuard())
         if config.get("logger") and not any(isinstance(c, LearningRateMonitor) for c in given):
             callbacks.append(LearningRateMonitor(logging_interval="epoch"))
+        if not any(isinstance(c, LearningCurves) for c in given):
+            callbacks.append(LearningCurves())
         trainer = super().instantiate_trainer(callbacks=callbacks, **kwargs)
         align_logger_versions(trainer)
         return trainer
 
 
-def find_checkpoint(which: str, root: str | Path = LOG_ROOT) -> Path:
-    """Resolve ``--ckpt_path last|best`` across runs: the newest run's ``last.ckpt`` / best checkpoint.
+def find_checkpoint(which: str, model: str | None = None, data: str | None = None, root: str | Path = LOG_ROOT) -> Path:
+    """Resolve ``--ckpt_path last|best`` across runs: the newest matching run's ``last.ckpt`` / best checkpoint.
 
     Lightning resolves these names only inside the current run, and every run (a resumed one too) gets
-    a fresh ``version_N``, so without this ``last`` would silently start from scratch.
+    a fresh ``version_N``, so without this ``last`` would silently start from scratch. Only runs whose
+    saved ``config.yaml`` names the same model and data classes count.
     """
     pattern = "last.ckpt" if which == "last" else "best-*.ckpt"
-    found = sorted(Path(root).glob(f"version_*/checkpoints/{pattern}"), key=lambda p: p.stat().st_mtime)
+
+    def matches(ckpt: Path) -> bool:
+        config_file = ckpt.parent.parent / "config.yaml"
+        if not config_file.is_file():
+            return False
+        config = yaml.safe_load(config_file.read_text()) or {}
+        return all(
+            want is None or (config.get(key) or {}).get("class_path") == want
+            for key, want in (("model", model), ("data", data))
+        )
+
+    found = [p for p in Path(root).glob(f"version_*/checkpoints/{pattern}") if matches(p)]
     if not found:
         raise FileNotFoundError(
-            f"--ckpt_path {which}: no {pattern} under {Path(root).resolve()}; run `dlbasics fit` first "
-            "or pass the path of a checkpoint"
+            f"--ckpt_path {which}: no {pattern} of a {model or 'matching'} run under {Path(root).resolve()}; "
+            "run `dlbasics fit` first or pass the path of a checkpoint"
         )
-    return found[-1]
+    return max(found, key=lambda p: p.stat().st_mtime)
 
 
 class _LinkFilteringInstantiator(_InstantiatorFn):

@@ -4,7 +4,8 @@
     dlbasics fit --config configs/polynomial_regression.yaml
 
 At the end of fit the learned weight and bias are printed and logged beside the closed-form
-least-squares solution on the same training data.
+least-squares solution on the same training data, and ``fitted_curve.png`` shows the fit: the curve over
+the data for one input feature, predicted vs true ``y`` for several.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from dlbasics.models.base import Experiment, OptimizerName, SchedulerName, check_input, check_positive
+from dlbasics.plots import fitted_curve_figure, log_figure
 
 
 class LinearRegression(Experiment):
@@ -90,3 +92,4 @@ class LinearRegression(Experiment):
         for logger in self.loggers:
             logger.log_metrics(values, step=self.global_step)
             logger.save()
+        log_figure(self.trainer, "fitted_curve", fitted_curve_figure(*splits["train"][:2], self))

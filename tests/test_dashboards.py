@@ -1,0 +1,244 @@
+"""Looking at runs: wandb offline runs, PNGs, TensorBoard events, learning curves, progress output."""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from conftest import CONFIGS, read_metrics
+from matplotlib.image import imread
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch import nn
+
+from dlbasics import plots
+from dlbasics.callbacks import LineProgress, default_progress_bar
+from dlbasics.dashboards import WandbLogger, has_api_key, redact, wandb_mode
+
+WANDB = CONFIGS / "logger" / "wandb.yaml"
+FAKE_KEY = "0123456789abcdef0123456789abcdef01234567"  # shaped like a wandb key; must never be written
+
+
+@pytest.fixture(autouse=True)
+def finish_wandb():
+    """Close any wandb run a test opened, so nothing leaks into the next test."""
+    yield
+    import wandb
+
+    wandb.finish()
+
+
+def wandb_records(path: Path) -> list:
+    """Every record of an offline run file (``run-<id>.wandb``): LevelDB-log blocks of wandb protobufs."""
+    from wandb.proto import wandb_internal_pb2
+
+    data, block, records, chunks, pos = path.read_bytes(), 32768, [], [], 7
+    assert data[:4] == b":W&B", f"{path} is not a wandb run file"
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:  # a record header never straddles blocks: the tail is padding
+            pos += block - pos % block
+            continue
+        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        if kind == 0:
+            break
+        chunks.append(data[pos + 7 : pos + 7 + length])
+        pos += 7 + length
+        if kind in (1, 4):  # FULL or LAST piece of a record
+            records.append(wandb_internal_pb2.Record.FromString(b"".join(chunks)))
+            chunks = []
+    return records
+
+
+def history_keys(records: list) -> set[str]:
+    """Every key logged to the run's history (metrics and images)."""
+    return {i.key or i.nested_key[0] for r in records if r.HasField("history") for i in r.history.item}
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Record (and refuse) every connection that is not local; returns the list of attempts."""
+    attempts: list = []
+    connect = socket.socket.connect
+
+    def guarded(sock, address):
+        local = sock.family == getattr(socket, "AF_UNIX", None) or address[0] in ("127.0.0.1", "::1", "localhost")
+        if not local:
+            attempts.append(address)
+            raise OSError(f"network access attempted: {address}")
+        return connect(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+    return attempts
+
+
+def test_wandb_overlay_writes_an_offline_run(cli, monkeypatch, no_network, tmp_path):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)
+    run = cli("fit", "--config", CONFIGS / "linear_regression.yaml", "--config", WANDB,
+              "--trainer.max_epochs", "2", "--data.num_train", "200")  # fmt: skip
+    import wandb
+
+    wandb.finish()
+    wandb.teardown()  # stops wandb-core, which closes the run file (finish alone may return before that)
+    # config.yaml and checkpoints stay in lightning_logs/version_N; wandb/ lands inside lightning_logs
+    assert run.name == "version_0" and (run / "config.yaml").is_file() and (run / "checkpoints/last.ckpt").is_file()
+    assert not (tmp_path / "wandb").exists() and not (tmp_path / "config.yaml").exists()
+    (run_file,) = (tmp_path / "lightning_logs" / "wandb").glob("offline-run-*/run-*.wandb")
+    records = wandb_records(run_file)
+    history = history_keys(records)
+    assert {"train/loss", "val/loss", "fit/w0", "fit/closed_form_b", "learning_curves", "fitted_curve"} <= history
+    config = {u.key: json.loads(u.value_json) for r in records if r.HasField("config") for u in r.config.update}
+    assert config["model"]["init_args"]["lr"] == 0.03  # the full CLI config, not only the hparams
+    assert config["data"]["init_args"]["weights"] == [2.0, -3.4]
+    assert config["trainer"]["max_epochs"] == 2 and config["seed_everything"] == 42
+    names = [r.run.display_name for r in records if r.HasField("run")]
+    assert names[-1] == "linear_regression-version_0"
+    images = list(run_file.parent.glob("files/media/images/*.png"))
+    assert {p.name.split("_")[0] for p in images} == {"learning", "fitted"}
+    assert not no_network, no_network
+    for path in tmp_path.rglob("*"):  # the API key never reaches a file
+        assert not path.is_file() or FAKE_KEY.encode() not in path.read_bytes(), path
+
+
+@pytest.mark.slow
+def test_ddp_only_rank_zero_writes(cli, monkeypatch, tmp_path):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "lightning_logs"))  # the spawned workers set it; restore it after
+    run = cli("fit", "--config", CONFIGS / "rule_classifier.yaml", "--config", WANDB, "--trainer.max_epochs", "2",
+              "--data.num_train", "640", "--data.num_val", "200", "--trainer.accelerator", "cpu",
+              "--trainer.devices", "2", "--trainer.strategy", "ddp_spawn")  # fmt: skip
+    import wandb
+
+    wandb.finish()
+    wandb.teardown()
+    assert run.name == "version_0" and [p.name for p in run.parent.glob("version_*")] == ["version_0"]
+    pngs = [p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.png") if "wandb" not in p.parts]
+    assert pngs == ["lightning_logs/version_0/learning_curves.png"]
+    assert len(list(tmp_path.glob("lightning_logs/wandb/offline-run-*/files/media/images/learning_curves*"))) == 1
+    assert not (tmp_path / "wandb").exists()  # spawned workers too keep wandb's files inside lightning_logs
+    (run_file,) = (tmp_path / "lightning_logs" / "wandb").glob("offline-run-*/run-*.wandb")
+    assert {"val/acc", "train/loss", "learning_curves"} <= history_keys(wandb_records(run_file))
+
+
+def test_pngs_tensorboard_and_plots_command(cli, capsys):
+    run = cli("fit", "--config", CONFIGS / "rule_classifier.yaml", "--trainer.max_epochs", "2",
+              "--data.num_train", "640", "--data.num_val", "200")  # fmt: skip
+    assert "epoch 1/2 step 20" in capsys.readouterr().out  # plain lines when stdout is not a terminal
+    image = imread(run / "learning_curves.png")
+    assert image.ndim == 3 and image.shape[0] > 100 and image.std() > 0
+    events = EventAccumulator(str(run), size_guidance={"images": 0, "scalars": 0})
+    events.Reload()
+    assert {"train/loss", "val/loss", "val/acc", "train/acc"} <= set(events.Tags()["scalars"])
+    assert [e.value for e in events.Scalars("val/acc")] == pytest.approx(read_metrics(run)["val/acc"])
+    assert "learning_curves" in events.Tags()["images"]
+    assert events.Images("learning_curves")[0].encoded_image_string.startswith(b"\x89PNG")
+    text = [t for t in events.Tags().get("tensors", []) if t.startswith("config")]
+    assert text, "the resolved config is shown in TensorBoard's text tab"
+
+    (run / "learning_curves.png").unlink()  # the same picture from the command line
+    plots.main([str(run)])
+    assert imread(run / "learning_curves.png").shape == image.shape
+    with pytest.raises(SystemExit) as exit_info:
+        plots.main([str(run.parent / "version_99")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 1 and len(err) == 1 and "metrics.csv does not exist" in err[0]
+
+
+def test_regression_pictures(cli, tmp_path):
+    run = cli("fit", "--config", CONFIGS / "polynomial_regression.yaml", "--trainer.max_epochs", "2",
+              "--data.num_train", "200")  # fmt: skip
+    assert imread(run / "fitted_curve.png").ndim == 3 and imread(run / "learning_curves.png").ndim == 3
+    events = EventAccumulator(str(run), size_guidance={"images": 0})
+    events.Reload()
+    assert {"fitted_curve", "learning_curves"} <= set(events.Tags()["images"])
+    cli("fit", "--config", CONFIGS / "linear_regression.yaml", "--trainer.fast_dev_run", "2")
+    assert sorted(p.name for p in tmp_path.rglob("*.png")) == ["fitted_curve.png", "learning_curves.png"]
+
+
+def test_wandb_mode_decision(tmp_path):
+    home = {"HOME": str(tmp_path)}
+    never = lambda *a: pytest.fail("no network check expected")  # noqa: E731
+    assert wandb_mode(environ={**home, "WANDB_MODE": "disabled"}, is_reachable=never) == "disabled"
+    assert wandb_mode(environ={**home, "WANDB_MODE": "offline", "WANDB_API_KEY": "k"}, is_reachable=never) == "offline"
+    assert wandb_mode(offline=True, environ={**home, "WANDB_API_KEY": "k"}, is_reachable=never) == "offline"
+    assert wandb_mode(environ=home, is_reachable=never) == "offline"  # no key: offline, never a login prompt
+    assert wandb_mode(environ={**home, "WANDB_MODE": "online"}, is_reachable=never) == "offline"
+    assert wandb_mode(environ={**home, "WANDB_API_KEY": "k"}, is_reachable=lambda *a: False) == "offline"
+    assert wandb_mode(environ={**home, "WANDB_API_KEY": "k"}, is_reachable=lambda *a: True) == "online"
+    (tmp_path / ".netrc").write_text("machine api.wandb.ai\n  login user\n  password secret\n")
+    assert has_api_key(home) and not has_api_key({**home, "WANDB_BASE_URL": "https://wandb.example.com"})
+    assert redact({"a": {"api_key": "x", "n": 1}, "b": [{"token": "t"}]}) == {"a": {"api_key": "***", "n": 1},
+                                                                           "b": [{"token": "***"}]}  # fmt: skip
+
+
+def test_checkpoints_are_uploaded_only_online(monkeypatch, tmp_path):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    offline = WandbLogger(save_dir=str(tmp_path))
+    assert offline.mode == "offline" and offline._log_model is False and offline.save_dir == str(tmp_path)
+    monkeypatch.setattr("dlbasics.dashboards.wandb_mode", lambda offline: "online")
+    assert WandbLogger(save_dir=str(tmp_path))._log_model is True  # no run starts until the trainer needs one
+
+
+def test_progress_bar_follows_the_terminal(monkeypatch):
+    from lightning.pytorch.callbacks import RichProgressBar
+
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True, raising=False)
+    assert isinstance(default_progress_bar(), RichProgressBar)
+    monkeypatch.setattr("sys.stdout.isatty", lambda: False, raising=False)
+    assert isinstance(default_progress_bar(), LineProgress)
+
+
+def test_log_figure_writes_on_rank_zero_only(tmp_path):
+    trainer = SimpleNamespace(is_global_zero=False, fast_dev_run=False, default_root_dir=tmp_path, loggers=[])
+    assert plots.log_figure(trainer, "x", plots.new_figure()) is None and not list(tmp_path.iterdir())
+    trainer.is_global_zero = True
+    assert plots.log_figure(trainer, "test/x", plots.new_figure()) == tmp_path / "test_x.png"
+
+
+def _drawn(fig) -> int:
+    fig.savefig(__import__("io").BytesIO(), format="png")  # renders without a display
+    return sum(1 for ax in fig.axes if ax.images)
+
+
+def test_misclassified_grid_figure():
+    gen = torch.Generator().manual_seed(0)
+    images, targets = torch.randn(40, 1, 28, 28, generator=gen), torch.randint(0, 10, (40,), generator=gen)
+    preds = targets.clone()
+    preds[[3, 7, 11]] = (targets[[3, 7, 11]] + 1) % 10
+    names = [f"c{i}" for i in range(10)]
+    fig = plots.misclassified_grid_figure(images, preds, targets, class_names=names)
+    assert _drawn(fig) == 3
+    assert fig.axes[0].get_title() == f"c{int(preds[3])} (true c{int(targets[3])})"
+    assert _drawn(plots.misclassified_grid_figure(images, torch.zeros(40), torch.ones(40))) == 25  # capped
+    assert _drawn(plots.misclassified_grid_figure(images[:5].expand(5, 3, 28, 28), preds[:5], preds[:5])) == 0
+    assert _drawn(plots.misclassified_grid_figure(images[:4, 0], preds[:4], (preds[:4] + 1) % 10)) == 4
+
+
+def test_activation_maps_figure_and_block_outputs():
+    blocks = [nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)) for _ in range(1)]
+    blocks.append(nn.Sequential(nn.Conv2d(4, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)))
+    model = nn.Sequential(*blocks, nn.Flatten(), nn.Linear(8 * 7 * 7, 10))
+    images = torch.randn(3, 1, 28, 28)
+    maps = plots.block_outputs(model, blocks, images)
+    assert [tuple(m.shape) for m in maps] == [(3, 4, 14, 14), (3, 8, 7, 7)]
+    fig = plots.activation_maps_figure(images, maps)
+    assert _drawn(fig) == 9 and [ax.get_title() for ax in fig.axes[:3]] == ["input", "block 1", "block 2"]
+    fig = plots.activation_maps_figure(images[:2], {"conv1": maps[0][:2].sum(1)})
+    assert _drawn(fig) == 4 and fig.axes[1].get_title() == "conv1"
+
+
+def test_fitted_curve_and_learning_curves_figures():
+    x1 = torch.rand(50, 1)
+    fig = plots.fitted_curve_figure(x1, 2 * x1 + 1, lambda x: 2 * x + 1)
+    assert fig.axes[0].get_xlabel() == "x" and len(fig.axes[0].lines) == 1
+    x2 = torch.randn(50, 2)
+    fig = plots.fitted_curve_figure(x2, x2.sum(1, keepdim=True), lambda x: x.sum(1))
+    assert fig.axes[0].get_xlabel() == "true y"
+    curves = {"train/loss": {0: 1.0, 1: 0.5}, "val/loss": {0: 0.9, 1: 0.6}, "val/acc": {0: 0.7, 1: 0.8}}
+    fig = plots.learning_curves_figure(curves)
+    assert [ax.get_title() for ax in fig.axes] == ["loss", "accuracy"]
+    assert list(fig.axes[0].lines[0].get_xdata()) == [1, 2]

@@ -90,12 +90,17 @@ def write_columns(path: Path, index: Tensor, columns: dict[str, Tensor]) -> None
 
 
 class LineProgress(ProgressBar):
-    """One plain line per epoch (for logs and CI, where a live bar would only add noise)."""
+    """One plain line per epoch (for logs and CI, where a live bar would only add noise).
+
+    The line of epoch E is printed when epoch E+1 starts (or training ends): the LightningModule logs
+    its epoch metrics after the callbacks' ``on_train_epoch_end``, so only then are they all known.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.enabled = True
         self.start = time.perf_counter()
+        self.pending: str | None = None
 
     def disable(self) -> None:
         self.enabled = False
@@ -104,19 +109,23 @@ class LineProgress(ProgressBar):
         self.enabled = True
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._flush(trainer)
         self.start = time.perf_counter()
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not (self.enabled and trainer.is_global_zero):
-            return
-        metrics = {k: v for k, v in self.get_metrics(trainer, pl_module).items() if "/" in k}
-        shown = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(metrics.items()))
         epochs = "?" if trainer.max_epochs in (None, -1) else trainer.max_epochs
         seconds = time.perf_counter() - self.start
-        print(
-            f"epoch {trainer.current_epoch + 1}/{epochs} step {trainer.global_step} {seconds:.1f}s {shown}",
-            flush=True,
-        )
+        self.pending = f"epoch {trainer.current_epoch + 1}/{epochs} step {trainer.global_step} {seconds:.1f}s"
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._flush(trainer)
+
+    def _flush(self, trainer: L.Trainer) -> None:
+        if self.pending and self.enabled and trainer.is_global_zero:
+            metrics = {k: v for k, v in self.get_metrics(trainer, trainer.lightning_module).items() if "/" in k}
+            shown = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(metrics.items()))
+            print(f"{self.pending} {shown}", flush=True)
+        self.pending = None
 
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
         return {k: (v.item() if isinstance(v, Tensor) else v) for k, v in trainer.callback_metrics.items()}

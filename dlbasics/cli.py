@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 import yaml
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, _get_module_type, _InstantiatorFn
@@ -59,9 +60,21 @@ class DLBasicsCLI(LightningCLI):
         )
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument(
+            "--num_threads",
+            type=int | None,
+            default=None,
+            help="torch intra-op CPU threads (default: torch's choice). 1 is fastest for tiny models, whose "
+            "ops are too small to split and stall when a thread has to wait for a busy core.",
+        )
         # What the data defines and the model needs; ignored for models without the parameter.
         for name in ("num_features", "num_classes", "horizon", "series_mean", "series_std"):
             parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        if config.get("num_threads"):
+            torch.set_num_threads(config.num_threads)
 
     def _parse_ckpt_path(self) -> None:
         subcommand = self.config.get("subcommand")

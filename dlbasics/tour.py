@@ -87,7 +87,6 @@ def experiments(quick: bool) -> list[Experiment]:
             "rule_classifier.yaml",
             "x[0] > x[4] is linearly separable: ≥ 0.99 accuracy",
             _at_least("test/acc", 0.99),
-            quick=["--trainer.max_epochs", "10"],
         ),
         Experiment(
             "mnist_mlp_fishbook",

@@ -11,6 +11,7 @@ plus the best checkpoint by the experiment's monitored metric, and a seed (42 un
 
 from __future__ import annotations
 
+import ctypes
 import inspect
 import os
 import sys
@@ -176,12 +177,34 @@ def align_logger_versions(trainer: L.Trainer) -> None:
             lg._version = version
 
 
+def tune_malloc() -> bool:
+    """Stop glibc from handing activation-sized buffers back to the OS after every training step.
+
+    By default glibc serves large allocations with mmap and returns freed memory at once, so each step
+    page-faults its activations back in (measured at ~15 % of a CPU CNN epoch). Raising the mmap and trim
+    thresholds keeps them in the heap for reuse. Skipped when the user set ``MALLOC_*`` variables, when
+    ``DLBASICS_MALLOC=default``, or off glibc.
+
+    Returns:
+        Whether the thresholds were changed.
+    """
+    if os.environ.get("DLBASICS_MALLOC") == "default" or any(k.startswith("MALLOC_") for k in os.environ):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        return bool(libc.mallopt(m_mmap_threshold, 32 << 20) and libc.mallopt(m_trim_threshold, 1 << 30))
+    except (OSError, AttributeError):
+        return False
+
+
 def main(args: list[str] | None = None) -> None:
     """Entry point of ``dlbasics`` and ``python -m dlbasics``.
 
     Errors print as one line on stderr with exit status 1 (2 for command-line errors); set
     ``DLBASICS_DEBUG=1`` for the full traceback.
     """
+    tune_malloc()
     try:
         DLBasicsCLI(args=args)
     except SystemExit:

@@ -83,7 +83,16 @@ class DLBasicsCLI(LightningCLI):
             cfg = self.config[subcommand]
             model, data = (cfg.get(k).class_path if cfg.get(k) else None for k in ("model", "data"))
             cfg.ckpt_path = str(find_checkpoint(cfg.ckpt_path, model, data))
-        super()._parse_ckpt_path()
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt_path and not Path(ckpt_path).is_file():
+            raise FileNotFoundError(f"checkpoint {ckpt_path!r} does not exist: pass a .ckpt file, 'last' or 'best'")
+        try:
+            super()._parse_ckpt_path()
+        except Exception as err:  # an unreadable file: say which, not torch's unpickling essay
+            raise ValueError(
+                f"{ckpt_path} is not a readable checkpoint ({type(err).__name__}): pass a .ckpt "
+                "written by `dlbasics fit`"
+            ) from err
 
     def _add_instantiators(self) -> None:
         for key, cls, subclasses in (

@@ -1,6 +1,8 @@
 """LightningModules of dlbasics; the CLI selects them by class name (``--model RuleClassifier``)."""
 
 from dlbasics.models.linear_regression import LinearRegression
+from dlbasics.models.mnist import MNISTCNN, MNISTMLP
 from dlbasics.models.rule_classifier import RuleClassifier
+from dlbasics.models.sine import SineGRU, SineLSTM
 
-__all__ = ["LinearRegression", "RuleClassifier"]
+__all__ = ["MNISTCNN", "MNISTMLP", "LinearRegression", "RuleClassifier", "SineGRU", "SineLSTM"]

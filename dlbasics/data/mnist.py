@@ -1,0 +1,260 @@
+"""MNIST and Fashion-MNIST as resident uint8 tensors, standardized and augmented a whole batch at a time.
+
+    dlbasics fit --config configs/fashion_mnist_cnn.yaml
+
+The IDX files are found in ``root`` itself (the four ``*-ubyte.gz`` files, as Debian's
+``dataset-fashion-mnist`` installs them) or in torchvision's layout ``root/<MNIST|FashionMNIST>/raw``,
+where torchvision's classes download them when ``download`` is on. A ``.gz`` is decompressed once into
+a cache, the contents are checked against the official md5 sums and parsed by torchvision's reader.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import tempfile
+import zlib
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import Tensor
+from torchvision.datasets import MNIST, FashionMNIST
+from torchvision.datasets.mnist import read_image_file, read_label_file
+
+from dlbasics.data.memory import InMemoryDataModule
+
+DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
+DATASETS = {"mnist": MNIST, "fashion_mnist": FashionMNIST}
+# md5 of the decompressed official files (Debian re-compresses, so the .gz sums differ).
+RAW_MD5 = {
+    "mnist": {
+        "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+        "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+        "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+        "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+    },
+    "fashion_mnist": {
+        "train-images-idx3-ubyte": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+        "train-labels-idx1-ubyte": "9018921c3c673c538a1fc5bad174d6f9",
+        "t10k-images-idx3-ubyte": "8181f5470baa50b63fa0f6fddb340f0a",
+        "t10k-labels-idx1-ubyte": "15d484375f8d13e6eb1aabb0c3f46965",
+    },
+}
+
+
+def locate_split(root: str | Path, dataset: str, train: bool, download: bool = False) -> list[Path]:
+    """The images and labels files of a split, downloaded by torchvision first if missing and ``download``.
+
+    Raises:
+        FileNotFoundError: The files are not there and ``download`` is off.
+        RuntimeError: The download failed.
+    """
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}: use one of {', '.join(DATASETS)}")
+    root, cls = Path(root), DATASETS[dataset]
+    stems = [f"{'train' if train else 't10k'}-{kind}" for kind in ("images-idx3-ubyte", "labels-idx1-ubyte")]
+    paths = [_locate(root, cls, stem) for stem in stems]
+    if None in paths and download:
+        try:
+            cls(str(root), train=train, download=True)
+        except (RuntimeError, OSError) as err:
+            reason = [ln.strip(" <>") for ln in str(err).splitlines() if ln.strip()][-1:] or [type(err).__name__]
+            raise RuntimeError(
+                f"could not download {dataset} into {root / cls.__name__ / 'raw'} ({reason[0]}); "
+                f"{_how_to_get(dataset, root)}"
+            ) from None
+        paths = [_locate(root, cls, stem) for stem in stems]
+    if None in paths:
+        missing = ", ".join(f"{s}[.gz]" for s, p in zip(stems, paths, strict=True) if p is None)
+        raise FileNotFoundError(
+            f"{dataset} files not found: expected {missing} in {root} or "
+            f"{root / cls.__name__ / 'raw'}; {_how_to_get(dataset, root)}"
+        )
+    return paths
+
+
+def read_split(
+    root: str | Path, dataset: str, train: bool, download: bool = False, verify: bool = True
+) -> tuple[Tensor, Tensor]:
+    """Images ``(N, 28, 28)`` uint8 and labels ``(N,)`` int64 of the official train or test split.
+
+    Raises:
+        FileNotFoundError: The files are not there and ``download`` is off.
+        ValueError: A file is truncated, corrupted, not the official one (``verify``), or the counts differ.
+    """
+    paths = locate_split(root, dataset, train, download)
+    stems = [p.name.removesuffix(".gz") for p in paths]
+    raws = [_decompressed(p) for p in paths]
+    for stem, path, raw in zip(stems, paths, raws, strict=True):
+        _check_idx(path, raw, ndim=3 if "images" in stem else 1)
+        if verify and (got := _md5(raw)) != RAW_MD5[dataset][stem]:
+            raise ValueError(
+                f"{path} is not the official {dataset} file (md5 of its contents {got}, expected "
+                f"{RAW_MD5[dataset][stem]}): replace it, or set data.verify: false for your own IDX files"
+            )
+    images, labels = read_image_file(str(raws[0])), read_label_file(str(raws[1]))
+    if len(images) != len(labels):
+        raise ValueError(f"{paths[0]} holds {len(images)} images but {paths[1]} holds {len(labels)} labels")
+    if len(labels) and labels.max() > 9:
+        raise ValueError(f"{paths[1]} holds label {int(labels.max())}: MNIST-style labels are the classes 0 to 9")
+    return images, labels
+
+
+def _how_to_get(dataset: str, root: Path) -> str:
+    apt = f"`apt-get install dataset-fashion-mnist` (installs {DEBIAN_FASHION_MNIST}), " * (dataset == "fashion_mnist")
+    return f"get them with {apt}data.download: true on a machine with internet, or copy the four *-ubyte.gz into {root}"
+
+
+def _locate(root: Path, cls: type, stem: str) -> Path | None:
+    for folder in (root / cls.__name__ / "raw", root):
+        for name in (stem, f"{stem}.gz"):
+            if (folder / name).is_file():
+                return folder / name
+    return None
+
+
+def _decompressed(path: Path) -> Path:
+    """``path`` itself, or for a ``.gz`` its contents, extracted once into the user cache."""
+    if path.suffix != ".gz":
+        return path
+    stat = path.resolve().stat()
+    key = hashlib.sha1(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dlbasics" / "idx"
+    target = cache / f"{path.stem}-{key}"
+    if target.is_file():
+        return target
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=cache, delete=False) as tmp:
+        try:
+            with gzip.open(path, "rb") as src:
+                shutil.copyfileobj(src, tmp)
+        except (OSError, EOFError, zlib.error) as err:
+            Path(tmp.name).unlink()
+            raise ValueError(f"{path} is truncated or corrupted ({err}): download or copy it again") from None
+    os.replace(tmp.name, target)  # atomic: concurrent processes never read a half-written file
+    return target
+
+
+def _check_idx(path: Path, raw: Path, ndim: int) -> None:
+    """Check the IDX header (uint8, ``ndim`` dims) and that the file holds exactly the data it announces."""
+    with open(raw, "rb") as f:
+        header = f.read(4 + 4 * ndim)
+    dims = [int.from_bytes(header[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)] if len(header) > 4 else []
+    if header[:4] != bytes([0, 0, 8, ndim]) or len(dims) != ndim or (ndim == 3 and dims[1:] != [28, 28]):
+        kind = "images (N x 28 x 28)" if ndim == 3 else "labels"
+        raise ValueError(f"{path} is not an IDX file of uint8 {kind}: the header is {header.hex() or 'empty'}")
+    expected = len(header) + int(torch.tensor(dims).prod())
+    if (size := raw.stat().st_size) != expected:
+        raise ValueError(f"{path} holds {size} bytes but its header announces {expected}: the file is truncated")
+
+
+def _md5(path: Path) -> str:
+    md5 = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            md5.update(chunk)
+    return md5.hexdigest()
+
+
+class MNISTDataModule(InMemoryDataModule):
+    """MNIST or Fashion-MNIST: 28x28 grey images, 10 classes; batches ``(N, 1, 28, 28)`` float, labels int64.
+
+    The validation split is drawn from the official training set with ``seed``; test is the official
+    test set. Splits are held as uint8 tensors (on the training device) and converted on the device in
+    :meth:`on_after_batch_transfer`, with statistics of the training split only.
+
+    Args:
+        dataset: ``mnist`` or ``fashion_mnist``.
+        root: Folder of the IDX files (flat, or torchvision's ``<root>/<ClassName>/raw``). ``None``:
+            Debian's /usr/share/datasets/fashion-mnist for Fashion-MNIST when it exists, else ``data``.
+        download: Let torchvision download missing files into ``<root>/<ClassName>/raw``.
+        verify: Check the files' contents against the official md5 sums (turn off for your own IDX files).
+        num_val: Training images held out for validation.
+        normalization: ``standardize`` (mean/std of the training split) or ``unit`` (pixels / 255, as the fish book).
+        shift: Augmentation: move each training image by up to ``shift`` pixels each way (0 = off).
+        batch_size: Global training batch size.
+        eval_batch_size: Global batch size of validation, test and predict.
+        seed: Seed of the validation split and of the per-epoch shuffling.
+    """
+
+    num_features = 784
+    num_classes = 10
+
+    def __init__(
+        self,
+        dataset: str = "mnist",
+        root: str | None = None,
+        download: bool = False,
+        verify: bool = True,
+        num_val: int = 5000,
+        normalization: Literal["standardize", "unit"] = "standardize",
+        shift: int = 0,
+        batch_size: int = 256,
+        eval_batch_size: int | None = 1000,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(batch_size=batch_size, eval_batch_size=eval_batch_size, seed=seed)
+        if dataset not in DATASETS:
+            raise ValueError(f"unknown dataset {dataset!r}: use one of {', '.join(DATASETS)}")
+        if num_val < 1 or shift < 0:
+            raise ValueError(f"num_val must be >= 1 and shift >= 0, got num_val={num_val}, shift={shift}")
+        if root is None:
+            root = (
+                DEBIAN_FASHION_MNIST if dataset == "fashion_mnist" and Path(DEBIAN_FASHION_MNIST).is_dir() else "data"
+            )
+        self.dataset, self.root, self.download, self.verify = dataset, root, download, verify
+        self.num_val, self.normalization, self.shift = num_val, normalization, shift
+        self.class_names = [c.split(" - ")[0] for c in DATASETS[dataset].classes]
+        self.mean, self.std = 0.0, 1.0
+
+    def prepare_data(self) -> None:
+        # Lightning runs this once per node before setup: downloads never race.
+        if self.download:
+            for train in (True, False):
+                locate_split(self.root, self.dataset, train, download=True)
+
+    def setup(self, stage: str) -> None:
+        if "train" not in self.splits:
+            x, y = read_split(self.root, self.dataset, True, self.download, self.verify)
+            if self.num_val >= len(x):
+                raise ValueError(f"num_val {self.num_val} leaves no training images: the training set has {len(x)}")
+            order = torch.randperm(len(x), generator=torch.Generator().manual_seed(self.seed))
+            val, train = order[: self.num_val].sort().values, order[self.num_val :].sort().values
+            self.splits["train"], self.splits["val"] = (x[train], y[train]), (x[val], y[val])
+            self.splits["test"] = read_split(self.root, self.dataset, False, self.download, self.verify)
+            if self.normalization == "standardize":
+                self.mean, self.std = pixel_stats(x[train])
+        self.to_device()
+
+    def on_after_batch_transfer(self, batch: tuple[Tensor, ...], dataloader_idx: int) -> tuple[Tensor, ...]:
+        """uint8 ``(N, 28, 28)`` → standardized float ``(N, 1, 28, 28)``, shifted at random while training."""
+        x, *rest = batch
+        x = x.unsqueeze(1).float()
+        if self.shift and self.trainer is not None and self.trainer.training:
+            x = random_shift(x, self.shift)
+        scale = 1.0 / (255.0 * self.std)
+        return (x.mul_(scale).sub_(self.mean / self.std), *rest)
+
+
+def pixel_stats(images: Tensor) -> tuple[float, float]:
+    """Mean and standard deviation of the pixels of uint8 ``images`` scaled to [0, 1] (exact, via a histogram)."""
+    counts = torch.bincount(images.flatten().cpu(), minlength=256).double()
+    values = torch.arange(256, dtype=torch.float64) / 255.0
+    mean = (counts * values).sum() / counts.sum()
+    var = (counts * (values - mean) ** 2).sum() / counts.sum()
+    return float(mean), float(var.sqrt())
+
+
+def random_shift(x: Tensor, shift: int) -> Tensor:
+    """Move every image of ``x`` ``(N, C, H, W)`` by its own random offset in ``[-shift, shift]``², zero-filled."""
+    n, _, h, w = x.shape
+    padded = torch.nn.functional.pad(x, (shift, shift, shift, shift))
+    dy, dx = torch.randint(0, 2 * shift + 1, (2, n, 1), device=x.device)
+    rows = (dy + torch.arange(h, device=x.device))[:, None, :, None]
+    cols = (dx + torch.arange(w, device=x.device))[:, None, None, :]
+    batch = torch.arange(n, device=x.device)[:, None, None, None]
+    channel = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
+    return padded[batch, channel, rows, cols]

@@ -134,6 +134,23 @@ def _show(ax, image: Tensor, title: str) -> None:
     ax.set_axis_off()
 
 
+def confusion_matrix_figure(matrix: Tensor, class_names: Sequence[str]) -> Figure:
+    """Counts of (true, predicted) pairs, annotated, true classes as rows."""
+    fig = new_figure(7.0, 6.0)
+    ax = fig.add_subplot()
+    image = ax.imshow(matrix, cmap="Blues")
+    fig.colorbar(image, ax=ax)
+    for i, row in enumerate(matrix.tolist()):
+        for j, count in enumerate(row):
+            color = "white" if count > matrix.max() / 2 else "black"
+            ax.text(j, i, count, ha="center", va="center", fontsize=7, color=color)
+    ticks = range(len(class_names))
+    ax.set(xticks=ticks, yticks=ticks, xlabel="predicted", ylabel="true", title="test confusion matrix")
+    ax.set_xticklabels(class_names, rotation=45, ha="right")
+    ax.set_yticklabels(class_names)
+    return fig
+
+
 def misclassified_grid_figure(
     images: Tensor, preds: Tensor, targets: Tensor, class_names: Sequence[str] | None = None, max_images: int = 25
 ) -> Figure:

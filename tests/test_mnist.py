@@ -336,6 +336,24 @@ def test_fit_then_test_logs_metrics_and_saves_the_confusion_matrix(cli, idx):
     assert image.ndim == 3 and image.shape[0] > 300 and image.shape[1] > 300
 
 
+def test_cnn_test_run_shows_misclassified_images_and_activation_maps(cli, idx):
+    config = CONFIGS / "mnist_cnn.yaml"
+    fast = [
+        "--data.batch_size",
+        "32",
+        "--trainer.max_epochs",
+        "1",
+        "--trainer.precision",
+        "32-true",
+        *fixture_data(idx),
+    ]
+    run = cli("fit", "--config", config, *fast)
+    tested = cli("test", "--config", config, "--ckpt_path", run / "checkpoints" / "last.ckpt", *fast)
+    for name in ("test_confusion_matrix", "test_misclassified", "test_activations"):
+        image = matplotlib.image.imread(tested / f"{name}.png")
+        assert image.ndim == 3 and min(image.shape[:2]) > 100, name
+
+
 # --- DDP ----------------------------------------------------------------------------------------------------------
 
 

@@ -186,7 +186,9 @@ def read_vectors(path: str | Path, num_features: int) -> Tensor:
     """Read a CSV of ``num_features`` numbers per row (a header line is skipped) into a float tensor."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"predict_path {str(path)!r} does not exist: pass a CSV with {num_features} numbers a row")
+        raise FileNotFoundError(
+            f"predict_path {str(path)!r} does not exist: pass a CSV with {num_features} numbers a row"
+        )
     rows = [r for r in path.read_text().splitlines() if r.strip()]
     if rows and not _is_numeric(rows[0]):
         rows = rows[1:]

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import lightning as L
 import torch
 from torch import Tensor, nn
-from torchmetrics import MeanMetric, MetricCollection
+from torchmetrics import ConfusionMatrix, MeanMetric, MetricCollection
 from torchmetrics.classification import (
     BinaryAccuracy,
     BinaryF1Score,
@@ -106,7 +106,12 @@ class Experiment(L.LightningModule):
         getattr(self, f"{stage}_loss").update(loss.detach(), len(y))
         if self.has_metrics:
             getattr(self, f"{stage}_metrics").update(self.metric_preds(output.detach()), y)
+        if stage == "test":
+            self.record_test_batch(x, y, output.detach())
         return loss
+
+    def record_test_batch(self, x: Tensor, y: Tensor, output: Tensor) -> None:
+        """Hook for test-only bookkeeping (confusion matrix, example images); nothing by default."""
 
     def _log_epoch(self, stage: str) -> None:
         # Logging metric objects once per epoch instead of on every step keeps Lightning's per-step
@@ -183,6 +188,21 @@ class Classifier(Experiment):
             raise ValueError(f"num_classes must be >= 2, got {num_classes}")
         self.binary = num_classes == 2
         self.init_metrics(classification_metrics(num_classes))
+        task = "binary" if self.binary else "multiclass"
+        self.test_confusion = ConfusionMatrix(task=task, num_classes=num_classes)
+
+    def record_test_batch(self, x: Tensor, y: Tensor, output: Tensor) -> None:
+        self.test_confusion.update(self.metric_preds(output), y)
+
+    def on_test_epoch_end(self) -> None:
+        super().on_test_epoch_end()
+        matrix = self.test_confusion.compute().cpu()  # summed over all ranks
+        self.test_confusion.reset()
+        if self.trainer.is_global_zero and not self.trainer.fast_dev_run:
+            from dlbasics.plots import confusion_matrix_figure, log_figure
+
+            names = getattr(self.trainer.datamodule, "class_names", None) or [str(i) for i in range(len(matrix))]
+            log_figure(self.trainer, "test/confusion_matrix", confusion_matrix_figure(matrix, names))
 
     def compute_loss(self, output: Tensor, target: Tensor) -> Tensor:
         if self.binary:

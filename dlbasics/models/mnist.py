@@ -4,8 +4,8 @@
     dlbasics test --config configs/fashion_mnist_cnn.yaml --ckpt_path <checkpoint>
 
 Both take standardized images ``(N, 1, 28, 28)`` (what :class:`dlbasics.data.MNISTDataModule` yields)
-and return logits ``(N, num_classes)``. ``test`` also saves the confusion matrix as
-``<run dir>/test_confusion_matrix.png``.
+and return logits ``(N, num_classes)``. ``test`` also saves, in the run directory and to TensorBoard/wandb,
+the confusion matrix, a grid of misclassified test images and (CNN) each block's activation maps.
 """
 
 from __future__ import annotations
@@ -15,47 +15,54 @@ from typing import Literal
 
 import torch
 from torch import Tensor, nn
-from torchmetrics.classification import MulticlassConfusionMatrix
 
 from dlbasics.models.base import Classifier, OptimizerName, SchedulerName, check_input, check_positive
-from dlbasics.plots import log_figure, new_figure
+from dlbasics.plots import activation_maps_figure, block_outputs, log_figure, misclassified_grid_figure
 
 ACTIVATIONS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
 
 
 class ImageClassifier(Classifier):
-    """A :class:`Classifier` that also accumulates the test confusion matrix and plots it."""
+    """A :class:`Classifier` of images whose test run also shows misclassified images and, for models with
+    ``activation_blocks``, what each block sees (``test/misclassified``, ``test/activations``)."""
+
+    examples = 25  # misclassified images kept for the grid
 
     def __init__(self, num_classes: int) -> None:
         super().__init__(num_classes=num_classes)
-        self.test_confusion = MulticlassConfusionMatrix(num_classes=num_classes)
+        self.wrong: list[tuple[Tensor, Tensor, Tensor]] = []
+        self.probe: Tensor | None = None
 
-    def test_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:
-        # The base class's test step, plus the confusion matrix (which needs the logits).
-        x, y = batch[0], batch[1]
-        output = self(x)
-        self.test_loss.update(self.compute_loss(output, y), len(y))
-        self.test_metrics.update(self.metric_preds(output), y)
-        self.test_confusion.update(output, y)
+    def activation_blocks(self) -> list[nn.Module]:
+        """Submodules whose outputs are shown as activation maps (none by default)."""
+        return []
+
+    def on_test_epoch_start(self) -> None:
+        self.wrong, self.probe = [], None
+
+    def record_test_batch(self, x: Tensor, y: Tensor, output: Tensor) -> None:
+        super().record_test_batch(x, y, output)
+        if self.probe is None:
+            self.probe = x[:4]
+        if sum(len(w[0]) for w in self.wrong) < self.examples:
+            pred = output.argmax(-1)
+            miss = pred != y
+            self.wrong.append(
+                (x[miss][: self.examples].cpu(), pred[miss][: self.examples].cpu(), y[miss][: self.examples].cpu())
+            )
 
     def on_test_epoch_end(self) -> None:
         super().on_test_epoch_end()
-        matrix = self.test_confusion.compute().cpu()  # summed over all ranks
-        self.test_confusion.reset()
-        names = getattr(self.trainer.datamodule, "class_names", None) or [str(i) for i in range(len(matrix))]
-        fig = new_figure(7.0, 6.0)
-        ax = fig.add_subplot()
-        image = ax.imshow(matrix, cmap="Blues")
-        fig.colorbar(image, ax=ax)
-        for i, row in enumerate(matrix.tolist()):
-            for j, count in enumerate(row):
-                color = "white" if count > matrix.max() / 2 else "black"
-                ax.text(j, i, count, ha="center", va="center", fontsize=7, color=color)
-        ticks = range(len(names))
-        ax.set(xticks=ticks, yticks=ticks, xlabel="predicted", ylabel="true", title="test confusion matrix")
-        ax.set_xticklabels(names, rotation=45, ha="right")
-        ax.set_yticklabels(names)
-        log_figure(self.trainer, "test/confusion_matrix", fig)
+        trainer = self.trainer
+        if not trainer.is_global_zero or trainer.fast_dev_run or self.probe is None:
+            return
+        names = getattr(trainer.datamodule, "class_names", None)
+        if self.wrong:
+            images, preds, targets = (torch.cat(t) for t in zip(*self.wrong, strict=True))
+            log_figure(trainer, "test/misclassified", misclassified_grid_figure(images, preds, targets, names))
+        if blocks := self.activation_blocks():
+            maps = block_outputs(self, blocks, self.probe)
+            log_figure(trainer, "test/activations", activation_maps_figure(self.probe, maps))
 
 
 class MNISTMLP(ImageClassifier):
@@ -178,6 +185,9 @@ class MNISTCNN(ImageClassifier):
         self.head = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(channels[-1] * side * side, num_classes))
         if channels_last:
             self.features.to(memory_format=torch.channels_last)
+
+    def activation_blocks(self) -> list[nn.Module]:
+        return [m for m in self.features if isinstance(m, nn.ReLU)]  # the end of every block
 
     def forward(self, x: Tensor) -> Tensor:
         check_input(self, x, 1, 28, 28)

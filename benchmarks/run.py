@@ -5,7 +5,7 @@
 
 Peers: (a) ``peer_pytorch.py``, the conventional pytorch/examples MNIST CNN script; (b)
 ``peer_lightning.py``, the same model and DataLoader in Lightning; (c) dlbasics through its CLI with
-``configs/fashion_mnist_cnn.yaml``. Every process is started by this script, which times it from the
+``configs/fashion_mnist_cnn_sprint.yaml``. Every process is started by this script, which times it from the
 spawn (so import and data loading count) and reads its peak RSS from ``wait4``. Runs are interleaved
 (a b c a b c …); each ratio is computed pair by pair within a repeat, then summarised by its median.
 """
@@ -67,37 +67,15 @@ def spawn(cmd: list[str], env_extra: dict[str, str] | None = None) -> dict:
     return {"events": events, "wall": wall, "peak_rss_mib": usage.ru_maxrss / 1024}
 
 
+PEERS = {"a": "peer_pytorch.py", "b": "peer_lightning.py"}
+
+
 def cnn_runs(kind: str, quick: bool, root: Path) -> dict:
     """One CNN run of peer ``kind`` (a, b or c): per-epoch times and test accuracy until ``TARGET``."""
-    cap = ["--max-batches", "150"] if quick else []
-    if kind == "a":
-        res = spawn(
-            [
-                sys.executable,
-                str(HERE / "peer_pytorch.py"),
-                "--root",
-                str(root),
-                "--epochs",
-                "3",
-                "--target",
-                str(TARGET),
-                *cap,
-            ]
-        )
-    elif kind == "b":
-        res = spawn(
-            [
-                sys.executable,
-                str(HERE / "peer_lightning.py"),
-                "--root",
-                str(root),
-                "--epochs",
-                "3",
-                "--target",
-                str(TARGET),
-                *cap,
-            ]
-        )
+    if kind in PEERS:
+        cap = ["--max-batches", "150"] if quick else []
+        args = ["--root", str(root), "--epochs", "3", "--target", str(TARGET), *cap]
+        res = spawn([sys.executable, str(HERE / PEERS[kind]), *args])
     else:
         limit = ["--trainer.limit_train_batches", "40"] if quick else []
         res = spawn(
@@ -107,9 +85,7 @@ def cnn_runs(kind: str, quick: bool, root: Path) -> dict:
                 "dlbasics",
                 "fit",
                 "--config",
-                str(ROOT / "configs" / "fashion_mnist_cnn.yaml"),
-                "--trainer.max_epochs",
-                str(DLBASICS_EPOCHS),
+                str(ROOT / "configs" / "fashion_mnist_cnn_sprint.yaml"),
                 "--trainer.callbacks+=bench_callbacks.EpochReport",
                 "--trainer.callbacks.target",
                 str(TARGET),
@@ -132,8 +108,7 @@ def cnn_runs(kind: str, quick: bool, root: Path) -> dict:
     }
 
 
-# dlbasics' time-to-accuracy recipe: the Fashion-MNIST CNN config trained for this many epochs (OneCycle
-# schedules over max_epochs, so the short run is its own recipe, not a truncated long one).
+# dlbasics' time-to-accuracy recipe is configs/fashion_mnist_cnn_sprint.yaml (2 epochs).
 DLBASICS_EPOCHS = 2
 
 
@@ -218,7 +193,7 @@ def write_outputs(result: dict) -> None:
         f"{m['cpu']}, {m['cores']} cores · Python {m['python']} · torch {m['torch']} · {m['allocator']} · {m['date']}",
         "",
         "(a) pytorch/examples MNIST CNN script · (b) the same in Lightning · dlbasics: "
-        f"`configs/fashion_mnist_cnn.yaml` ({result['dlbasics_epochs']} epochs) through the CLI. "
+        f"`configs/fashion_mnist_cnn_sprint.yaml` ({result['dlbasics_epochs']} epochs) through the CLI. "
         f"Fashion-MNIST, target {result['target_acc']:.0%} test accuracy.",
         "",
         "| ratio | median | min | max | n | target |",

@@ -91,11 +91,12 @@ def dlbasics_step_seconds(name: str, epochs: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--cases", nargs="+", default=list(CASES))
     args = parser.parse_args()
+    torch.set_num_threads(1)  # what the tiny configs use (num_threads: 1), for the raw loop too
     for repeat in range(args.repeats):
         for name in args.cases:
             raw = raw_step_seconds(name, args.epochs)

@@ -16,16 +16,7 @@ import torch
 from lightning.pytorch.callbacks import BasePredictionWriter, Callback, ProgressBar
 from torch import Tensor
 
-
-def run_dir(trainer: L.Trainer) -> Path:
-    """The run directory (``lightning_logs/version_N``) without a collective call.
-
-    ``trainer.log_dir`` broadcasts from rank 0, so calling it on rank 0 alone deadlocks under DDP;
-    file writers that run on rank 0 only use this instead.
-    """
-    if trainer.loggers and trainer.loggers[0].log_dir:
-        return Path(trainer.loggers[0].log_dir)
-    return Path(trainer.default_root_dir)
+from dlbasics.runs import run_dir
 
 
 class PredictionWriter(BasePredictionWriter):

@@ -15,12 +15,12 @@ import ctypes
 import inspect
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-import yaml
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, _get_module_type, _InstantiatorFn
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
@@ -30,9 +30,9 @@ import dlbasics.models  # noqa: F401  (registers the classes so short names reso
 from dlbasics.callbacks import FiniteLossGuard, PredictionWriter, default_progress_bar
 from dlbasics.dashboards import LearningCurves, SaveConfig
 from dlbasics.errors import one_line
+from dlbasics.runs import LOG_ROOT, align_logger_versions, find_checkpoint
 
 DEBUG_ENV = "DLBASICS_DEBUG"
-LOG_ROOT = "lightning_logs"
 
 
 class DLBasicsCLI(LightningCLI):
@@ -107,54 +107,27 @@ class DLBasicsCLI(LightningCLI):
         config = self._get(self.config_init, "trainer", default={}) or {}
         # kwargs["callbacks"] replaces trainer.callbacks in LightningCLI: keep the configured ones in the list.
         callbacks = list(config.get("callbacks") or []) + list(kwargs.pop("callbacks", []) or [])
+        monitor, mode = getattr(self.model, "monitor", ("val/loss", "min"))
+        defaults: list[tuple[type, Callable[[], Any], bool]] = [
+            (
+                ModelCheckpoint,
+                lambda: ModelCheckpoint(monitor=monitor, mode=mode, save_last=True, filename="best-{epoch}-{step}"),
+                config.get("enable_checkpointing") is not False,
+            ),
+            (ProgressBar, default_progress_bar, config.get("enable_progress_bar") is not False),
+            (PredictionWriter, PredictionWriter, True),
+            (FiniteLossGuard, FiniteLossGuard, True),
+            (LearningRateMonitor, lambda: LearningRateMonitor(logging_interval="epoch"), bool(config.get("logger"))),
+            (LearningCurves, LearningCurves, True),
+        ]
+        # A callback of the same kind configured by the user (trainer.callbacks) replaces the default.
         given = list(callbacks)
-        # Instances configured by the user (in trainer.callbacks) win over these defaults.
-        if not any(isinstance(c, ModelCheckpoint) for c in given) and config.get("enable_checkpointing") is not False:
-            monitor, mode = getattr(self.model, "monitor", ("val/loss", "min"))
-            callbacks.append(
-                ModelCheckpoint(monitor=monitor, mode=mode, save_last=True, filename="best-{epoch}-{step}")
-            )
-        if not any(isinstance(c, ProgressBar) for c in given) and config.get("enable_progress_bar") is not False:
-            callbacks.append(default_progress_bar())
-        if not any(isinstance(c, PredictionWriter) for c in given):
-            callbacks.append(PredictionWriter())
-        if not any(isinstance(c, FiniteLossGuard) for c in given):
-            callbacks.append(FiniteLossGuard())
-        if config.get("logger") and not any(isinstance(c, LearningRateMonitor) for c in given):
-            callbacks.append(LearningRateMonitor(logging_interval="epoch"))
-        if not any(isinstance(c, LearningCurves) for c in given):
-            callbacks.append(LearningCurves())
+        callbacks += [
+            make() for kind, make, wanted in defaults if wanted and not any(isinstance(c, kind) for c in given)
+        ]
         trainer = super().instantiate_trainer(callbacks=callbacks, **kwargs)
         align_logger_versions(trainer)
         return trainer
-
-
-def find_checkpoint(which: str, model: str | None = None, data: str | None = None, root: str | Path = LOG_ROOT) -> Path:
-    """Resolve ``--ckpt_path last|best`` across runs: the newest matching run's ``last.ckpt`` / best checkpoint.
-
-    Lightning resolves these names only inside the current run, and every run (a resumed one too) gets
-    a fresh ``version_N``, so without this ``last`` would silently start from scratch. Only runs whose
-    saved ``config.yaml`` names the same model and data classes count.
-    """
-    pattern = "last.ckpt" if which == "last" else "best-*.ckpt"
-
-    def matches(ckpt: Path) -> bool:
-        config_file = ckpt.parent.parent / "config.yaml"
-        if not config_file.is_file():
-            return False
-        config = yaml.safe_load(config_file.read_text()) or {}
-        return all(
-            want is None or (config.get(key) or {}).get("class_path") == want
-            for key, want in (("model", model), ("data", data))
-        )
-
-    found = [p for p in Path(root).glob(f"version_*/checkpoints/{pattern}") if matches(p)]
-    if not found:
-        raise FileNotFoundError(
-            f"--ckpt_path {which}: no {pattern} of a {model or 'matching'} run under {Path(root).resolve()}; "
-            "run `dlbasics fit` first or pass the path of a checkpoint"
-        )
-    return max(found, key=lambda p: p.stat().st_mtime)
 
 
 class _LinkFilteringInstantiator(_InstantiatorFn):
@@ -169,21 +142,6 @@ class _LinkFilteringInstantiator(_InstantiatorFn):
         params = inspect.signature(class_type.__init__).parameters
         links = {k: v for k, v in applied_instantiation_links.items() if k.rsplit(".", 1)[-1] in params}
         return super().__call__(class_type, *args, applied_instantiation_links=links, **kwargs)
-
-
-def align_logger_versions(trainer: L.Trainer) -> None:
-    """Make file loggers under one root share the first logger's ``version_N`` directory.
-
-    TensorBoard and CSV each pick "the next free version" on their own; the second would see the
-    first's fresh directory and pick N+1. Explicitly configured versions are left alone.
-    """
-    loggers = [lg for lg in trainer.loggers if isinstance(lg, (TensorBoardLogger, CSVLogger))]
-    if len(loggers) < 2:
-        return
-    version = loggers[0].version
-    for lg in loggers[1:]:
-        if lg._version is None and lg.root_dir == loggers[0].root_dir:
-            lg._version = version
 
 
 def tune_malloc() -> bool:

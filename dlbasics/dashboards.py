@@ -27,8 +27,8 @@ from lightning.pytorch.loggers import WandbLogger as _LightningWandbLogger
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities import rank_zero_info
 
-from dlbasics.callbacks import run_dir
 from dlbasics.plots import learning_curves_figure, log_figure, read_epoch_metrics
+from dlbasics.runs import run_dir
 
 _SECRET = re.compile(r"api_?key|token|secret|password", re.IGNORECASE)
 

@@ -21,7 +21,7 @@ from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
-from dlbasics.callbacks import run_dir
+from dlbasics.runs import run_dir
 
 #: Metrics drawn as learning curves (one panel each, when the run logged them) and their axis labels.
 CURVES = {"loss": "loss", "acc": "accuracy", "mse": "MSE"}

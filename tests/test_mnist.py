@@ -15,7 +15,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 import torch
-from conftest import CONFIGS, read_metrics
+from conftest import CONFIGS, N_TEST, N_TRAIN, N_VAL, fixture_data, idx_bytes, read_metrics
 from torch import nn
 
 from dlbasics.cli import main
@@ -23,49 +23,10 @@ from dlbasics.data.mnist import DEBIAN_FASHION_MNIST, MNISTDataModule, pixel_sta
 from dlbasics.models import MNISTCNN, MNISTMLP
 
 MNIST_TEST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist-test"
-N_TRAIN, N_TEST, N_VAL = 200, 100, 50
-FILES = [f"{p}-{k}" for p in ("train", "t10k") for k in ("images-idx3-ubyte", "labels-idx1-ubyte")]
-
-
-def idx_bytes(array: np.ndarray) -> bytes:
-    """``array`` (uint8) in the IDX format: magic 0 0 8 ndim, big-endian dims, data."""
-    dims = b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    return bytes([0, 0, 8, array.ndim]) + dims + array.astype(np.uint8).tobytes()
-
-
-def make_split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Noisy images with a bright bar at a row given by the label; pixels (0, 0) and (0, 1) hold the index."""
-    rng = np.random.default_rng(seed)
-    labels = rng.permutation(np.arange(n) % 10)
-    images = rng.integers(0, 80, (n, 28, 28))
-    images[np.arange(n), 4 + 2 * labels, 4:24] = 255
-    images[:, 0, 0], images[:, 0, 1] = np.arange(n) % 256, np.arange(n) // 256
-    return images.astype(np.uint8), labels.astype(np.uint8)
 
 
 def sample_ids(images: torch.Tensor) -> torch.Tensor:
     return images[:, 0, 0].long() + 256 * images[:, 0, 1].long()
-
-
-@pytest.fixture(scope="module")
-def idx(tmp_path_factory) -> dict:
-    """The same tiny data set flat (four .gz files) and in torchvision's layout (uncompressed, both classes)."""
-    root = tmp_path_factory.mktemp("idx")
-    arrays = {"train": make_split(N_TRAIN, 0), "t10k": make_split(N_TEST, 1)}
-    folders = [root / "flat", root / "tv" / "MNIST" / "raw", root / "tv" / "FashionMNIST" / "raw"]
-    for folder in folders:
-        folder.mkdir(parents=True)
-    for name in FILES:
-        data = idx_bytes(arrays[name.split("-")[0]][0 if "images" in name else 1])
-        (folders[0] / f"{name}.gz").write_bytes(gzip.compress(data))
-        for folder in folders[1:]:
-            (folder / name).write_bytes(data)
-    return {"flat": root / "flat", "tv": root / "tv", "arrays": arrays}
-
-
-@pytest.fixture(autouse=True)
-def cache_in_tmp(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "cache"))
 
 
 def copy_flat(idx: dict, tmp_path: Path) -> Path:
@@ -301,15 +262,10 @@ def test_cnn_channels_last_gives_the_same_function_and_bad_input_is_refused():
 MNIST_CONFIGS = sorted(p.name for p in CONFIGS.glob("*mnist_*.yaml"))
 
 
-def fixture_data(idx: dict) -> list[str]:
-    """Point any MNIST-family config at the generated files (never a download)."""
-    return ["--data.root", str(idx["flat"]), "--data.download", "false", "--data.verify", "false",
-            "--data.num_val", str(N_VAL)]  # fmt: skip
-
-
 def test_the_issue_lists_every_config():
     assert MNIST_CONFIGS == [
         "fashion_mnist_cnn.yaml",
+        "fashion_mnist_cnn_sprint.yaml",
         "fashion_mnist_mlp.yaml",
         "mnist_cnn.yaml",
         "mnist_mlp.yaml",

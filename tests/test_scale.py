@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import CONFIGS, read_metrics
+from conftest import CONFIGS, fixture_data, read_metrics
 
 from dlbasics.data.memory import InMemoryLoader
 
@@ -65,3 +65,18 @@ def test_global_batch_is_split_across_ranks_like_one_process():
 @pytest.mark.parametrize("name", ["linear_regression.yaml", "polynomial_regression.yaml", "rule_classifier.yaml"])
 def test_bf16_mixed_fast_dev_run(cli, name):
     cli("fit", "--config", CONFIGS / name, "--config", BF16, "--trainer.fast_dev_run", "2")
+
+
+def test_mnist_mlp_ddp_matches_single_process(cli, idx):
+    # Dropout draws different random numbers on each rank, so the comparison runs without it; the CNN's
+    # BatchNorm would also see per-rank batches (use trainer.sync_batchnorm on GPUs).
+    args = ("fit", "--config", CONFIGS / "mnist_mlp.yaml", *fixture_data(idx), "--trainer.max_epochs", "2",
+            "--data.batch_size", "30", "--model.init_args.dropout", "0.0")  # fmt: skip
+    single = cli(*args)
+    ddp = cli(*args, "--config", DDP_CPU)
+    assert_same_run(single, ddp, ["val/loss", "val/acc", "val/f1", "val/precision", "val/recall", "train/loss"])
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("*mnist_*.yaml")))
+def test_bf16_mixed_fast_dev_run_mnist(cli, idx, name):
+    cli("fit", "--config", CONFIGS / name, "--config", BF16, "--trainer.fast_dev_run", "2", *fixture_data(idx))

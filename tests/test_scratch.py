@@ -69,9 +69,7 @@ def test_index_and_one_hot_labels_agree(rng):
     logits, idx = rng.standard_normal((5, 3)), rng.integers(0, 3, 5)
     onehot = np.eye(3)[idx]
     assert F.softmax_cross_entropy(logits, idx) == pytest.approx(F.softmax_cross_entropy(logits, onehot))
-    np.testing.assert_allclose(
-        F.softmax_cross_entropy_grad(logits, idx), F.softmax_cross_entropy_grad(logits, onehot)
-    )
+    np.testing.assert_allclose(F.softmax_cross_entropy_grad(logits, idx), F.softmax_cross_entropy_grad(logits, onehot))
 
 
 def test_mse_gradient(rng):
@@ -242,7 +240,5 @@ def test_scratch_code_does_not_import_torch():
     assert len(files) >= 8
     offenders = [p.name for p in files if pattern.search(p.read_text())]
     assert not offenders, f"torch imported in {offenders}"
-    code = (
-        "import sys, dlbasics.scratch; assert 'torch' not in sys.modules and 'lightning' not in sys.modules"
-    )
+    code = "import sys, dlbasics.scratch; assert 'torch' not in sys.modules and 'lightning' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=SCRATCH_DIR.parents[1])

@@ -18,7 +18,8 @@ from dlbasics.cli import main
 from dlbasics.models import LinearRegression
 
 RULE = CONFIGS / "rule_classifier.yaml"
-SHORT = ["--trainer.max_epochs", "4", "--data.num_train", "2000", "--trainer.enable_progress_bar", "false"]
+EPOCHS = 20
+SHORT = ["--trainer.max_epochs", str(EPOCHS), "--data.num_train", "2000", "--trainer.enable_progress_bar", "false"]
 DLBASICS = [sys.executable, "-m", "dlbasics"]
 
 
@@ -37,11 +38,12 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     deadline = time.monotonic() + 120
     while not last.exists() and victim.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
-    time.sleep(random.uniform(0.0, 0.6))  # somewhere in a later epoch, maybe during a save
+    time.sleep(random.uniform(0.0, 1.0))  # somewhere in a later epoch, maybe during a save
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     assert victim.returncode == -signal.SIGKILL, "the run finished before it could be killed"
-    torch.load(last, map_location="cpu", weights_only=True)  # the checkpoint on disk is whole
+    killed_at = torch.load(last, map_location="cpu", weights_only=True)["epoch"]  # the checkpoint on disk is whole
+    assert killed_at < EPOCHS - 1, "killed after its last epoch: nothing left to resume"
 
     resumed = subprocess.run([*DLBASICS, "fit", "--config", RULE, *SHORT, "--ckpt_path", "last"], cwd=tmp_path,
                              env=env, capture_output=True, text=True)  # fmt: skip

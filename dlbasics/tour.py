@@ -96,8 +96,8 @@ def experiments(quick: bool) -> list[Experiment]:
             lambda m: _at_least("test/acc", m.get("_bar", 0.94))(m),
             quick=["--trainer.max_steps", "3000"],
             data=[
-                ("MNIST", "mnist", "mnist_mlp_fishbook.yaml"),
-                ("Fashion-MNIST", "fashion_mnist", "mnist_mlp_fishbook.yaml"),
+                ("MNIST", "mnist", "mnist_mlp_fishbook.yaml", "mnist_mlp_fishbook.yaml"),
+                ("Fashion-MNIST", "fashion_mnist", "mnist_mlp_fishbook.yaml", "mnist_mlp_fishbook.yaml"),
             ],
         ),
         Experiment(

@@ -5,6 +5,7 @@ dlbasics fit --config configs/rule_classifier.yaml --ckpt_path last   # resume t
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import lightning as L
@@ -66,3 +67,14 @@ def run_dir(trainer: L.Trainer) -> Path:
     if trainer.loggers and trainer.loggers[0].log_dir:
         return Path(trainer.loggers[0].log_dir)
     return Path(trainer.default_root_dir)
+
+
+def read_metrics(run: str | Path) -> dict[str, list[float]]:
+    """Every non-empty value of each column of a run's ``metrics.csv``, in logging order."""
+    columns: dict[str, list[float]] = {}
+    with open(Path(run) / "metrics.csv") as f:
+        for row in csv.DictReader(f):
+            for key, value in row.items():
+                if value not in ("", None):
+                    columns.setdefault(key, []).append(float(value))
+    return columns

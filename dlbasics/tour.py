@@ -14,7 +14,6 @@ reference threshold; an experiment whose data cannot be had is reported as skipp
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 import time
@@ -23,20 +22,21 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from dlbasics.runs import read_metrics
+
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 Metrics = dict[str, float]
 
 
 @dataclass
 class Experiment:
-    """One tour stop: a config, how to judge its metrics, and its quick/full overrides."""
+    """One tour stop: a config, how to judge its metrics, and what the quick tour overrides."""
 
     name: str
     config: str
     reference: str
     judge: Callable[[Metrics], tuple[str, bool]]
     quick: list[str] = field(default_factory=list)
-    full: list[str] = field(default_factory=list)
     test: bool = True
     # Datasets to try in order: (label, dataset name, config of the full tour, config of the quick tour).
     data: list[tuple[str, str, str, str]] = field(default_factory=list)
@@ -44,11 +44,7 @@ class Experiment:
 
 def last_values(run: Path) -> Metrics:
     """The last logged value of every column of a run's ``metrics.csv``."""
-    values: Metrics = {}
-    with open(run / "metrics.csv") as f:
-        for row in csv.DictReader(f):
-            values.update({k: float(v) for k, v in row.items() if v not in ("", None)})
-    return values
+    return {key: values[-1] for key, values in read_metrics(run).items()}
 
 
 def _close(metrics: Metrics, keys: list[str], truth: list[float], tol: float) -> tuple[str, bool]:
@@ -188,7 +184,7 @@ def run_experiment(exp: Experiment, quick: bool, tour_dir: Path) -> Result:
     start = time.perf_counter()
     runs: list[Path] = []
     try:
-        main(["fit", *common, *(exp.quick if quick else exp.full)])
+        main(["fit", *common, *(exp.quick if quick else [])])
         runs.append(newest_run(tour_dir))
         metrics = last_values(runs[0])
         if exp.test:

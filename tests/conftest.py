@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import csv
 import gzip
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from dlbasics.runs import read_metrics  # noqa: F401  (tests import it from here)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
@@ -20,18 +21,6 @@ def latest_run(root: Path = Path("lightning_logs")) -> Path | None:
     """The newest ``version_N`` directory under ``root`` (``None`` when loggers were off, e.g. fast_dev_run)."""
     runs = sorted(root.glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
     return runs[-1] if runs else None
-
-
-def read_metrics(run_dir: Path) -> dict[str, list[float]]:
-    """Every non-empty value of each column of ``metrics.csv``, in logging order."""
-    with open(run_dir / "metrics.csv") as f:
-        rows = list(csv.DictReader(f))
-    columns: dict[str, list[float]] = {}
-    for row in rows:
-        for key, value in row.items():
-            if value not in ("", None):
-                columns.setdefault(key, []).append(float(value))
-    return columns
 
 
 @pytest.fixture

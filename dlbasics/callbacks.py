@@ -1,6 +1,9 @@
-"""Callbacks every dlbasics run gets from the CLI: prediction file, plain progress lines.
+"""Callbacks of the run itself (the CLI's default ``trainer.callbacks``): progress, prediction file, NaN guard.
 
-dlbasics predict --config configs/rule_classifier.yaml --ckpt_path <ckpt>   # writes predictions.csv
+    dlbasics predict --config configs/rule_classifier.yaml --ckpt_path <ckpt>   # writes predictions.csv
+
+Pictures come from :mod:`dlbasics.pictures`. ``dlbasics fit --print_config`` lists every default callback;
+a ``trainer.callbacks`` list in YAML replaces them (``--trainer.callbacks+=X`` on the command line appends).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import BasePredictionWriter, Callback, ProgressBar
+from lightning.pytorch.callbacks import BasePredictionWriter, Callback, RichProgressBar
 from torch import Tensor
 
 from dlbasics.runs import run_dir
@@ -25,6 +28,9 @@ class PredictionWriter(BasePredictionWriter):
     Each rank keeps its own predictions; at the end of the epoch they are gathered on global rank 0,
     put back in dataset order and written once, so a DDP predict produces one combined file.
     Columns: ``index`` then one per key (``key_0 … key_{K-1}`` for ``(N, K)`` outputs).
+
+    It collects every batch (``write_on_batch_end``) and writes once at the end of the epoch, hence
+    ``write_interval="batch"``.
 
     Args:
         filename: Name of the CSV inside the run directory.
@@ -80,72 +86,114 @@ def write_columns(path: Path, index: Tensor, columns: dict[str, Tensor]) -> None
             writer.writerow([fn(v) for fn, v in zip(fmt, row, strict=True)])
 
 
-class LineProgress(ProgressBar):
-    """One plain line per epoch (for logs and CI, where a live bar would only add noise).
+class Progress(RichProgressBar):
+    """Rich's live bar in a terminal; one plain line per epoch otherwise (logs and CI, where a bar is noise).
 
-    The line of epoch E is printed when epoch E+1 starts (or training ends): the LightningModule logs
-    its epoch metrics after the callbacks' ``on_train_epoch_end``, so only then are they all known.
+    The line of epoch E is printed when epoch E+1 starts (or training ends): the LightningModule logs its
+    epoch metrics after the callbacks' ``on_train_epoch_end``, so only then are they all known.
+
+    Args:
+        live: ``True``: always the live bar; ``False``: always plain lines; ``None``: a bar when stdout is a terminal.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, live: bool | None = None) -> None:
         super().__init__()
-        self.enabled = True
+        self.live = sys.stdout.isatty() if live is None else live
+        self.lines = True
         self.start = time.perf_counter()
         self.pending: str | None = None
 
+    @property
+    def is_enabled(self) -> bool:
+        return self.live and super().is_enabled
+
     def disable(self) -> None:
-        self.enabled = False
+        super().disable()
+        self.lines = False
 
     def enable(self) -> None:
-        self.enabled = True
+        super().enable()
+        self.lines = True
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_start(trainer, pl_module)
         self._flush(trainer)
         self.start = time.perf_counter()
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
         epochs = "?" if trainer.max_epochs in (None, -1) else trainer.max_epochs
         seconds = time.perf_counter() - self.start
         self.pending = f"epoch {trainer.current_epoch + 1}/{epochs} step {trainer.global_step} {seconds:.1f}s"
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_end(trainer, pl_module)
         self._flush(trainer)
 
     def _flush(self, trainer: L.Trainer) -> None:
-        if self.pending and self.enabled and trainer.is_global_zero:
-            metrics = {k: v for k, v in self.get_metrics(trainer, trainer.lightning_module).items() if "/" in k}
-            shown = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(metrics.items()))
+        if self.pending and not self.live and self.lines and trainer.is_global_zero:
+            metrics = {k: v.item() if isinstance(v, Tensor) else v for k, v in trainer.callback_metrics.items()}
+            shown = " ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items()) if "/" in k)
             print(f"{self.pending} {shown}", flush=True)
         self.pending = None
 
-    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
-        return {k: (v.item() if isinstance(v, Tensor) else v) for k, v in trainer.callback_metrics.items()}
-
-
-def default_progress_bar() -> ProgressBar:
-    """Rich's live bar in a terminal, plain lines otherwise."""
-    if sys.stdout.isatty():
-        from lightning.pytorch.callbacks import RichProgressBar
-
-        return RichProgressBar()
-    return LineProgress()
-
 
 class FiniteLossGuard(Callback):
-    """Stop training with a clear error as soon as the training loss is NaN or infinite.
+    """Stop training with a clear error when the training loss became NaN or infinite.
 
-    The exception ends the run before any checkpoint of the diverged weights is written, so the last
-    good ``last.ckpt`` stays what it was; ``dlbasics`` then exits non-zero with the message.
+    Reading a loss on the host forces a device sync every step, so the guard keeps its record on the device
+    (which step first had a non-finite loss, and that loss, via ``torch.where``) and reads it every ``stride``
+    steps, at the end of each epoch and before every checkpoint is written. The error names the epoch and
+    step where the loss first went bad; it ends the run before a checkpoint of diverged weights is written,
+    so the last good ``last.ckpt`` stays what it was, and ``dlbasics`` exits non-zero.
+
+    Args:
+        stride: Read the record every ``stride`` training steps (1: every step, as a host check would).
     """
+
+    def __init__(self, stride: int = 50) -> None:
+        if stride < 1:
+            raise ValueError(f"stride must be >= 1, got {stride}")
+        self.stride = stride
+        self.steps: list[tuple[int, int]] = []  # (epoch, global step) of each step since the last read
+        self.count = self.bad_index = self.bad_loss = None
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
-        if loss is None or bool(torch.isfinite(loss).all()):
+        if loss is None:
             return
+        loss = loss.detach().float().reshape(-1)[0]
+        if self.count is None or self.count.device != loss.device:
+            self.count = torch.zeros((), dtype=torch.long, device=loss.device)
+            self.bad_index, self.bad_loss = torch.full_like(self.count, -1), torch.zeros_like(loss)
+        fresh = (self.bad_index < 0) & ~torch.isfinite(loss)
+        self.bad_index = torch.where(fresh, self.count, self.bad_index)
+        self.bad_loss = torch.where(fresh, loss, self.bad_loss)
+        self.count += 1
+        self.steps.append((trainer.current_epoch, trainer.global_step))
+        if len(self.steps) >= self.stride:
+            self.check(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.check(trainer)
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        self.check(trainer)
+
+    def check(self, trainer: L.Trainer) -> None:
+        """Raise ``FloatingPointError`` if a non-finite loss was recorded (one host read)."""
+        if self.bad_index is None or not self.steps:
+            return
+        index = int(self.bad_index)
+        if index < 0:
+            self.steps.clear()
+            self.count.zero_()
+            return
+        epoch, step = self.steps[index]
         ckpt = trainer.checkpoint_callback
         last = getattr(ckpt, "last_model_path", "") or getattr(ckpt, "best_model_path", "")
         kept = f"last good checkpoint: {last}" if last else "no checkpoint was written yet"
         raise FloatingPointError(
-            f"training loss became {loss.item()} at epoch {trainer.current_epoch}, step {trainer.global_step}: "
+            f"training loss became {float(self.bad_loss)} at epoch {epoch}, step {step}: "
             f"lower the learning rate or check the data ({kept})"
         )

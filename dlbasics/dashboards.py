@@ -1,4 +1,4 @@
-"""Runs in dashboards: wandb beside TensorBoard + CSV, the full config pushed there, learning curves.
+"""Runs in dashboards: wandb beside TensorBoard + CSV, and the full config pushed there.
 
     dlbasics fit --config configs/rule_classifier.yaml --config configs/logger/wandb.yaml
 
@@ -20,14 +20,12 @@ from urllib.parse import urlsplit
 
 import lightning as L
 import yaml
-from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.cli import SaveConfigCallback
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.loggers import WandbLogger as _LightningWandbLogger
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities import rank_zero_info
 
-from dlbasics.plots import learning_curves_figure, log_figure, read_epoch_metrics
 from dlbasics.runs import run_dir
 
 _SECRET = re.compile(r"api_?key|token|secret|password", re.IGNORECASE)
@@ -174,18 +172,3 @@ class SaveConfig(SaveConfigCallback):
             if path.stem != "config" and path.parent.name != "logger":
                 return path.stem
         return str(self.config.get("model", {}).get("class_path", "run")).rsplit(".", 1)[-1]
-
-
-class LearningCurves(Callback):
-    """At the end of fit, draw ``metrics.csv`` per epoch as ``learning_curves.png`` (and TensorBoard/wandb)."""
-
-    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        csv_logger = next((lg for lg in trainer.loggers if isinstance(lg, CSVLogger)), None)
-        if csv_logger is None or trainer.fast_dev_run or not trainer.is_global_zero:
-            return
-        csv_logger.save()
-        path = Path(csv_logger.log_dir) / "metrics.csv"
-        if path.is_file():
-            title = f"{type(pl_module).__name__}, {Path(csv_logger.log_dir).name}"
-            fig = learning_curves_figure(read_epoch_metrics(path), title=title)
-            rank_zero_info(f"learning curves: {log_figure(trainer, 'learning_curves', fig)}")

@@ -3,25 +3,23 @@
     python -m dlbasics.plots lightning_logs/version_3   # learning curves of an existing run
 
 Every figure is built by a pure function returning a matplotlib ``Figure`` (no pyplot state, so
-nothing needs a display) and logged with :func:`log_figure`, which writes on global rank 0 only.
+nothing needs a display); the callbacks of :mod:`dlbasics.pictures` save and log them. No Lightning import.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-import lightning as L
+import numpy as np
 import torch
-from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from matplotlib.figure import Figure
-from torch import Tensor, nn
+from torch import Tensor
 
-from dlbasics.runs import run_dir
+from dlbasics.runs import epoch_metrics
 
 #: Metrics drawn as learning curves (one panel each, when the run logged them) and their axis labels.
 CURVES = {"loss": "loss", "acc": "accuracy", "mse": "MSE"}
@@ -30,41 +28,6 @@ CURVES = {"loss": "loss", "acc": "accuracy", "mse": "MSE"}
 def new_figure(width: float = 6.0, height: float = 4.0) -> Figure:
     """A matplotlib Figure that needs no display (no pyplot state)."""
     return Figure(figsize=(width, height), layout="constrained")
-
-
-def log_figure(trainer: L.Trainer, name: str, fig: Figure) -> Path | None:
-    """Save ``fig`` as ``<run dir>/<name>.png`` and log it to every logger that shows images.
-
-    Only global rank 0 writes; other ranks, and ``fast_dev_run`` smoke tests, return ``None``. ``name`` may
-    hold ``/`` (e.g. ``test/confusion_matrix``): the PNG goes to ``<run dir>/test_confusion_matrix.png``.
-
-    Returns:
-        The PNG's path on rank 0.
-    """
-    if not trainer.is_global_zero or trainer.fast_dev_run:
-        return None
-    path = run_dir(trainer) / f"{name.replace('/', '_')}.png"  # trainer.log_dir is a collective
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    for logger in trainer.loggers:
-        if isinstance(logger, TensorBoardLogger):
-            logger.experiment.add_figure(name, fig, global_step=trainer.global_step, close=False)
-            logger.experiment.flush()
-        elif isinstance(logger, WandbLogger):
-            logger.log_image(key=name, images=[str(path)], step=trainer.global_step)
-    return path
-
-
-def read_epoch_metrics(csv_path: str | Path) -> dict[str, dict[int, float]]:
-    """``{"train/loss": {epoch: value}, ...}`` for every ``train/``/``val/`` column of a ``metrics.csv``."""
-    curves: dict[str, dict[int, float]] = {}
-    with open(csv_path, newline="") as f:
-        for row in csv.DictReader(f):
-            epoch = row.get("epoch")
-            for key, value in row.items():
-                if epoch and value and key.startswith(("train/", "val/")):
-                    curves.setdefault(key, {})[int(float(epoch))] = float(value)
-    return curves
 
 
 def learning_curves_figure(curves: Mapping[str, Mapping[int, float]], title: str = "") -> Figure:
@@ -96,7 +59,7 @@ def save_learning_curves(run_dir: str | Path) -> Path:
     if not metrics.is_file():
         raise FileNotFoundError(f"{metrics} does not exist: pass a run directory such as lightning_logs/version_0")
     path = run_dir / "learning_curves.png"
-    learning_curves_figure(read_epoch_metrics(metrics), title=run_dir.name).savefig(path, dpi=100)
+    learning_curves_figure(epoch_metrics(run_dir), title=run_dir.name).savefig(path, dpi=100)
     return path
 
 
@@ -132,23 +95,6 @@ def _show(ax, image: Tensor, title: str) -> None:
     ax.imshow(image.numpy(), cmap="gray")
     ax.set_title(title, fontsize=8)
     ax.set_axis_off()
-
-
-def confusion_matrix_figure(matrix: Tensor, class_names: Sequence[str]) -> Figure:
-    """Counts of (true, predicted) pairs, annotated, true classes as rows."""
-    fig = new_figure(7.0, 6.0)
-    ax = fig.add_subplot()
-    image = ax.imshow(matrix, cmap="Blues")
-    fig.colorbar(image, ax=ax)
-    for i, row in enumerate(matrix.tolist()):
-        for j, count in enumerate(row):
-            color = "white" if count > matrix.max() / 2 else "black"
-            ax.text(j, i, count, ha="center", va="center", fontsize=7, color=color)
-    ticks = range(len(class_names))
-    ax.set(xticks=ticks, yticks=ticks, xlabel="predicted", ylabel="true", title="test confusion matrix")
-    ax.set_xticklabels(class_names, rotation=45, ha="right")
-    ax.set_yticklabels(class_names)
-    return fig
 
 
 def misclassified_grid_figure(
@@ -190,21 +136,41 @@ def activation_maps_figure(images: Tensor, maps_per_block: Sequence[Tensor] | Ma
     return fig
 
 
-@torch.no_grad()
-def block_outputs(model: nn.Module, blocks: Sequence[nn.Module], x: Tensor) -> list[Tensor]:
-    """Run ``model(x)`` and return what each of ``blocks`` (submodules of ``model``) produced."""
-    outputs: dict[int, Tensor] = {}
+def forecast_figure(time: np.ndarray, truth: Tensor, one_step: Tensor, rollout: Tensor, title: str = "") -> Figure:
+    """A series' test part: truth vs one-step predictions vs a rollout from the end of the validation data."""
+    fig = new_figure(8.0, 3.5)
+    ax = fig.add_subplot()
+    ax.plot(time, truth, color="black", lw=2, alpha=0.4, label="truth")
+    ax.plot(time, one_step, color="tab:blue", lw=1, label="one-step prediction")
+    ax.plot(time, rollout, color="tab:red", lw=1, ls="--", label="rollout from the end of val")
+    ax.set(xlabel="time step", ylabel="value", title=title or "forecast of the test part")
+    ax.margins(y=0.3)
+    ax.legend(loc="upper center", ncol=3, fontsize="small")
+    return fig
 
-    def keep(index: int) -> Callable:
-        return lambda _module, _inputs, out: outputs.__setitem__(index, out.detach())
 
-    handles = [block.register_forward_hook(keep(i)) for i, block in enumerate(blocks)]
-    try:
-        model(x)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return [outputs[i] for i in range(len(blocks))]
+def prediction_grid_figure(images: Tensor, titles: Sequence[str], max_images: int = 64) -> Figure:
+    """A grid of the first ``max_images`` 28x28 inputs as the model saw them, titled e.g. "7 (0.98)".
+
+    Args:
+        images: ``(N, 28, 28)`` uint8 images (or ``(N, 1, 28, 28)``), drawn gray on a fixed 0-255 scale.
+        titles: One title per image, e.g. the predicted class and its probability.
+        max_images: At most this many images are drawn.
+    """
+    images = images.detach().cpu().reshape(len(images), *images.shape[-2:])[:max_images]
+    n = len(images)
+    cols = max(1, math.ceil(math.sqrt(n)))
+    rows = max(1, math.ceil(n / cols))
+    fig = new_figure(1.3 * cols + 0.4, 1.45 * rows + 0.4)
+    if n == 0:
+        fig.text(0.5, 0.5, "no images", ha="center", va="center")
+        return fig
+    for i, ax in enumerate(fig.subplots(rows, cols, squeeze=False).flat):
+        ax.set_axis_off()
+        if i < n:
+            ax.imshow(images[i].float().numpy(), cmap="gray", vmin=0, vmax=255)
+            ax.set_title(titles[i] if i < len(titles) else "", fontsize=8)
+    return fig
 
 
 def main(argv: list[str] | None = None) -> None:

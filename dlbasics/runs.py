@@ -1,16 +1,17 @@
-"""Run directories: which ``lightning_logs/version_N`` a run writes to, and which checkpoint ``last`` means.
+"""Run directories: which ``lightning_logs/version_N`` a run writes to, which checkpoint ``last`` means, metrics.
 
-dlbasics fit --config configs/rule_classifier.yaml --ckpt_path last   # resume the newest such run
+    dlbasics fit --config configs/rule_classifier.yaml --ckpt_path last   # resume the newest such run
+
+No Lightning import: ``dlbasics-tour`` and ``python -m dlbasics.plots`` read runs without paying for it.
 """
 
 from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
-import lightning as L
 import yaml
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 LOG_ROOT = "lightning_logs"
 
@@ -43,22 +44,7 @@ def find_checkpoint(which: str, model: str | None = None, data: str | None = Non
     return max(found, key=lambda p: p.stat().st_mtime)
 
 
-def align_logger_versions(trainer: L.Trainer) -> None:
-    """Make file loggers under one root share the first logger's ``version_N`` directory.
-
-    TensorBoard and CSV each pick "the next free version" on their own; the second would see the
-    first's fresh directory and pick N+1. Explicitly configured versions are left alone.
-    """
-    loggers = [lg for lg in trainer.loggers if isinstance(lg, (TensorBoardLogger, CSVLogger))]
-    if len(loggers) < 2:
-        return
-    version = loggers[0].version
-    for lg in loggers[1:]:
-        if lg._version is None and lg.root_dir == loggers[0].root_dir:
-            lg._version = version
-
-
-def run_dir(trainer: L.Trainer) -> Path:
+def run_dir(trainer: Any) -> Path:
     """The run directory (``lightning_logs/version_N``) without a collective call.
 
     ``trainer.log_dir`` broadcasts from rank 0, so calling it on rank 0 alone deadlocks under DDP;
@@ -69,12 +55,51 @@ def run_dir(trainer: L.Trainer) -> Path:
     return Path(trainer.default_root_dir)
 
 
+def read_csv_rows(path: Path) -> list[dict[str, str]]:
+    """The rows of a CSV file as dicts of strings (``[]`` when it does not exist)."""
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def keep_rows(path: Path, earlier: list[dict[str, str]]) -> None:
+    """Make the CSV at ``path`` start with the rows ``earlier`` (unless it already does), header widened to fit."""
+    rows = read_csv_rows(path)
+    strip = lambda row: {k: v for k, v in row.items() if v not in ("", None)}  # noqa: E731
+    if [strip(r) for r in rows[: len(earlier)]] == [strip(r) for r in earlier]:
+        return
+    rows = earlier + rows
+    header = sorted({key for row in rows for key in row})
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=header)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def metrics_rows(run: str | Path) -> list[dict[str, float]]:
+    """The rows of a run's ``metrics.csv`` (the CSV logger's file), each with its non-empty values as floats."""
+    path = Path(run) / "metrics.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: pass a run directory such as lightning_logs/version_0")
+    return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in read_csv_rows(path)]
+
+
 def read_metrics(run: str | Path) -> dict[str, list[float]]:
     """Every non-empty value of each column of a run's ``metrics.csv``, in logging order."""
     columns: dict[str, list[float]] = {}
-    with open(Path(run) / "metrics.csv") as f:
-        for row in csv.DictReader(f):
-            for key, value in row.items():
-                if value not in ("", None):
-                    columns.setdefault(key, []).append(float(value))
+    for row in metrics_rows(run):
+        for key, value in row.items():
+            columns.setdefault(key, []).append(value)
     return columns
+
+
+def epoch_metrics(run: str | Path, prefixes: tuple[str, ...] = ("train/", "val/")) -> dict[str, dict[int, float]]:
+    """``{"train/loss": {epoch: value}, ...}`` for every column of ``metrics.csv`` starting with ``prefixes``."""
+    curves: dict[str, dict[int, float]] = {}
+    for row in metrics_rows(run):
+        if "epoch" in row:
+            for key, value in row.items():
+                if key.startswith(prefixes):
+                    curves.setdefault(key, {})[int(row["epoch"])] = value
+    return curves

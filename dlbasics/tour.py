@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from dlbasics.resources import config_dir
 from dlbasics.runs import read_metrics
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = config_dir()
 Metrics = dict[str, float]
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import CONFIGS
+from helpers import CONFIGS
 
 from dlbasics.cli import main
 
@@ -53,11 +53,12 @@ def test_links_fill_model_inputs_from_data(cli):
 BAD_INPUT = [
     (["--model", "Nope"], "unknown model 'Nope'"),
     (["--data", "NoSuchData"], "unknown data 'NoSuchData'"),
-    (["--model.init_args.lr", "abc"], "model.lr"),
+    (["--model.init_args.optimizer.init_args.lr", "abc"], "model.optimizer.lr"),
     (["--trainer.max_epochs", "abc"], "trainer.max_epochs"),
-    (["--model.init_args.lr", "-1"], "lr must be > 0"),
+    (["--model.init_args.optimizer.init_args.lr", "-1"], "model.optimizer: Invalid learning rate: -1.0"),
     (["--data.init_args.batch_size", "0"], "batch_size must be >= 1"),
-    (["--model.init_args.optimizer", "nesterov"], "model.optimizer"),
+    (["--model.init_args.optimizer", "nesterov"], "model.optimizer: 'nesterov' is not a class"),
+    (["--test_after_fit", "maybe"], "test_after_fit"),
     (["--bogus", "1"], "unrecognized arguments"),
 ]
 

@@ -10,13 +10,12 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import CONFIGS, read_metrics
+from helpers import CONFIGS, read_metrics
 from matplotlib.image import imread
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from torch import nn
 
 from dlbasics import plots
-from dlbasics.callbacks import LineProgress, default_progress_bar
+from dlbasics.callbacks import Progress
 from dlbasics.dashboards import WandbLogger, has_api_key, redact, wandb_mode
 
 WANDB = CONFIGS / "logger" / "wandb.yaml"
@@ -92,7 +91,8 @@ def test_wandb_overlay_writes_an_offline_run(cli, monkeypatch, no_network, tmp_p
     history = history_keys(records)
     assert {"train/loss", "val/loss", "fit/w0", "fit/closed_form_b", "learning_curves", "fitted_curve"} <= history
     config = {u.key: json.loads(u.value_json) for r in records if r.HasField("config") for u in r.config.update}
-    assert config["model"]["init_args"]["lr"] == 0.03  # the full CLI config, not only the hparams
+    optimizer = config["model"]["init_args"]["optimizer"]  # the full CLI config, not only the hparams
+    assert optimizer["class_path"] == "torch.optim.SGD" and optimizer["init_args"]["lr"] == 0.03
     assert config["data"]["init_args"]["weights"] == [2.0, -3.4]
     assert config["trainer"]["max_epochs"] == 2 and config["seed_everything"] == 42
     names = [r.run.display_name for r in records if r.HasField("run")]
@@ -184,19 +184,19 @@ def test_checkpoints_are_uploaded_only_online(monkeypatch, tmp_path):
 
 
 def test_progress_bar_follows_the_terminal(monkeypatch):
-    from lightning.pytorch.callbacks import RichProgressBar
-
     monkeypatch.setattr("sys.stdout.isatty", lambda: True, raising=False)
-    assert isinstance(default_progress_bar(), RichProgressBar)
+    assert Progress().live and not Progress(live=False).live
     monkeypatch.setattr("sys.stdout.isatty", lambda: False, raising=False)
-    assert isinstance(default_progress_bar(), LineProgress)
+    assert not Progress().live and Progress(live=True).live
 
 
 def test_log_figure_writes_on_rank_zero_only(tmp_path):
+    from dlbasics.pictures import log_figure
+
     trainer = SimpleNamespace(is_global_zero=False, fast_dev_run=False, default_root_dir=tmp_path, loggers=[])
-    assert plots.log_figure(trainer, "x", plots.new_figure()) is None and not list(tmp_path.iterdir())
+    assert log_figure(trainer, "x", plots.new_figure()) is None and not list(tmp_path.iterdir())
     trainer.is_global_zero = True
-    assert plots.log_figure(trainer, "test/x", plots.new_figure()) == tmp_path / "test_x.png"
+    assert log_figure(trainer, "test/x", plots.new_figure()) == tmp_path / "test_x.png"
 
 
 def _drawn(fig) -> int:
@@ -219,11 +219,10 @@ def test_misclassified_grid_figure():
 
 
 def test_activation_maps_figure_and_block_outputs():
-    blocks = [nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)) for _ in range(1)]
-    blocks.append(nn.Sequential(nn.Conv2d(4, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)))
-    model = nn.Sequential(*blocks, nn.Flatten(), nn.Linear(8 * 7 * 7, 10))
-    images = torch.randn(3, 1, 28, 28)
-    maps = plots.block_outputs(model, blocks, images)
+    from dlbasics.models import MNISTCNN
+
+    images = torch.rand(3, 1, 28, 28)
+    maps = MNISTCNN(channels=[4, 8]).eval().block_outputs(images)
     assert [tuple(m.shape) for m in maps] == [(3, 4, 14, 14), (3, 8, 7, 7)]
     fig = plots.activation_maps_figure(images, maps)
     assert _drawn(fig) == 9 and [ax.get_title() for ax in fig.axes[:3]] == ["input", "block 1", "block 2"]

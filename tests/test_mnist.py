@@ -15,7 +15,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 import torch
-from conftest import CONFIGS, N_TEST, N_TRAIN, N_VAL, fixture_data, idx_bytes, read_metrics
+from helpers import CONFIGS, N_TEST, N_TRAIN, N_VAL, fixture_data, idx_bytes, read_metrics
 from torch import nn
 
 from dlbasics.cli import main
@@ -160,16 +160,30 @@ def test_validation_is_carved_from_training_with_a_fixed_seed(idx):
 def test_standardization_statistics_come_from_the_training_split_only(idx):
     dm = datamodule(idx["flat"])
     train = dm.splits["train"][0].double() / 255
-    assert dm.mean == pytest.approx(float(train.mean()), abs=1e-9)
-    assert dm.std == pytest.approx(float(train.std(unbiased=False)), abs=1e-9)
+    assert dm.pixel_mean == pytest.approx(float(train.mean()), abs=1e-9)
+    assert dm.pixel_std == pytest.approx(float(train.std(unbiased=False)), abs=1e-9)
     everything = torch.cat([t[0] for t in dm.splits.values()])
-    assert pixel_stats(everything) != pytest.approx((dm.mean, dm.std), abs=1e-6)
-    x, y = dm.on_after_batch_transfer(dm.splits["train"], 0)
+    assert pixel_stats(everything) != pytest.approx((dm.pixel_mean, dm.pixel_std), abs=1e-6)
+    x, y = dm.on_after_batch_transfer(dm.splits["train"], 0)  # batches: pixels in [0, 1]; the model standardizes
     assert x.shape == (N_TRAIN - N_VAL, 1, 28, 28) and x.dtype == torch.float32
-    assert float(x.mean()) == pytest.approx(0, abs=1e-4) and float(x.std()) == pytest.approx(1, abs=1e-3)
+    assert torch.allclose(x, dm.splits["train"][0].unsqueeze(1).float() / 255, atol=1e-7)
+    z = (x - dm.pixel_mean) / dm.pixel_std
+    assert float(z.mean()) == pytest.approx(0, abs=1e-4) and float(z.std()) == pytest.approx(1, abs=1e-3)
     assert torch.equal(y, dm.splits["train"][1])
-    unit = datamodule(idx["flat"], normalization="unit").on_after_batch_transfer(dm.splits["test"], 0)[0]
-    assert torch.allclose(unit, dm.splits["test"][0].unsqueeze(1).float() / 255, atol=1e-7)
+    unit = datamodule(idx["flat"], normalization="unit")
+    assert (unit.pixel_mean, unit.pixel_std) == (0.0, 1.0)
+    assert torch.equal(
+        unit.on_after_batch_transfer(dm.splits["test"], 0)[0], dm.on_after_batch_transfer(dm.splits["test"], 0)[0]
+    )
+
+
+def test_the_statistics_are_known_before_setup_so_the_cli_can_link_them(idx):
+    dm = MNISTDataModule(root=str(idx["flat"]), verify=False, num_val=N_VAL)
+    stats = dm.pixel_mean, dm.pixel_std
+    dm.setup("fit")
+    assert len(dm.splits["train"][0]) == N_TRAIN - N_VAL and dm.loaded is None
+    assert stats == pytest.approx(pixel_stats(dm.splits["train"][0]), abs=1e-12)
+    assert stats == (dm.pixel_mean, dm.pixel_std)
 
 
 def test_batches_are_sliced_and_reshuffled_every_epoch_reproducibly(idx):
@@ -242,6 +256,19 @@ def test_cnn_blocks_and_head(channels):
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     assert [m.out_channels for m in convs] == channels
     assert sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()) == len(channels)
+
+
+@pytest.mark.parametrize("cls", [MNISTMLP, MNISTCNN])
+def test_models_standardize_pixels_with_their_statistics(cls):
+    torch.manual_seed(0)
+    kwargs = {"hidden_sizes": [16]} if cls is MNISTMLP else {"channels": [4]}
+    model = cls(pixel_mean=0.2, pixel_std=0.3, **kwargs).eval()
+    plain = cls(**kwargs).eval()
+    plain.load_state_dict(model.state_dict())
+    x = torch.rand(3, 1, 28, 28)
+    assert torch.allclose(model(x), plain((x - 0.2) / 0.3), atol=1e-5)
+    with pytest.raises(ValueError, match="pixel_std must be > 0"):
+        cls(pixel_std=0.0, **kwargs)
 
 
 def test_cnn_channels_last_gives_the_same_function_and_bad_input_is_refused():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import CONFIGS, fixture_data, read_metrics
+from helpers import CONFIGS, fixture_data, read_metrics
 
 from dlbasics.data.memory import InMemoryLoader
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CONFIGS, read_metrics
+from helpers import CONFIGS, read_metrics
 
 from dlbasics.data.mnist import DEBIAN_FASHION_MNIST, MNISTDataModule
 from dlbasics.scratch import SGD, TwoLayerNet, train

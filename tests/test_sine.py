@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import CONFIGS, latest_run, read_metrics
+from helpers import CONFIGS, latest_run, read_metrics
 
 from dlbasics.cli import main
 from dlbasics.data import SineData

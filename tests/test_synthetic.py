@@ -6,7 +6,7 @@ import csv
 
 import pytest
 import torch
-from conftest import CONFIGS, read_metrics
+from helpers import CONFIGS, read_metrics
 
 from dlbasics.data import LinearData, PolynomialData, RuleData
 from dlbasics.models import LinearRegression, RuleClassifier

@@ -12,6 +12,7 @@ single-process k-th batch.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 
 import lightning as L
@@ -93,7 +94,7 @@ class InMemoryLoader:
                 yield tuple(t[sel] for t in self.tensors)
 
 
-class InMemoryDataModule(L.LightningDataModule):
+class InMemoryDataModule(L.LightningDataModule, ABC):
     """Base DataModule whose splits are tuples of tensors held in memory.
 
     Subclasses fill ``self.splits`` (``"train"``, ``"val"``, ``"test"``, ``"predict"``) in ``setup``.
@@ -101,13 +102,11 @@ class InMemoryDataModule(L.LightningDataModule):
     world_size`` samples per step, so results do not depend on the device count. When the Trainer
     runs on an accelerator the tensors are moved there once, in ``setup``.
 
-    Attributes:
-        num_features: Input features per sample, linked into models that take ``num_features``.
-        num_classes: Number of classes, linked into models that take ``num_classes``.
+    What a model needs to know about the data is an attribute a subclass defines only when it applies
+    (``num_features``, ``num_classes``, ``horizon``, …); the CLI links each into the model's parameter of that
+    name, so every model a DataModule serves must take the ones it defines (a link to a parameter the model
+    lacks would be recorded in the checkpoint's hyperparameters and break loading it).
     """
-
-    num_features: int | None = None
-    num_classes: int | None = None
 
     def __init__(self, batch_size: int = 32, eval_batch_size: int | None = None, seed: int = 0) -> None:
         super().__init__()
@@ -156,6 +155,10 @@ class InMemoryDataModule(L.LightningDataModule):
             world_size=world_size,
             drop_last=drop_last,
         )
+
+    @abstractmethod
+    def setup(self, stage: str) -> None:
+        """Fill ``self.splits`` (then call :meth:`to_device`)."""
 
     def train_dataloader(self) -> InMemoryLoader:
         return self.loader("train", shuffle=True)

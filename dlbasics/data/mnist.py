@@ -1,4 +1,4 @@
-"""MNIST and Fashion-MNIST as resident uint8 tensors, standardized and augmented a whole batch at a time.
+"""MNIST and Fashion-MNIST as resident uint8 tensors, scaled to [0, 1] and augmented a whole batch at a time.
 
     dlbasics fit --config configs/fashion_mnist_cnn.yaml
 
@@ -6,6 +6,9 @@ The IDX files are found in ``root`` itself (the four ``*-ubyte.gz`` files, as De
 ``dataset-fashion-mnist`` installs them) or in torchvision's layout ``root/<MNIST|FashionMNIST>/raw``,
 where torchvision's classes download them when ``download`` is on. A ``.gz`` is decompressed once into
 a cache, the contents are checked against the official md5 sums and parsed by torchvision's reader.
+
+Batches hold pixels in [0, 1]; the models standardize them themselves with the training split's mean and
+std, which the DataModule exposes as ``pixel_mean``/``pixel_std`` and the CLI links into the model.
 """
 
 from __future__ import annotations
@@ -163,8 +166,9 @@ class MNISTDataModule(InMemoryDataModule):
     """MNIST or Fashion-MNIST: 28x28 grey images, 10 classes; batches ``(N, 1, 28, 28)`` float, labels int64.
 
     The validation split is drawn from the official training set with ``seed``; test is the official
-    test set. Splits are held as uint8 tensors (on the training device) and converted on the device in
-    :meth:`on_after_batch_transfer`, with statistics of the training split only.
+    test set. Splits are held as uint8 tensors (on the training device) and converted to float pixels in
+    [0, 1] on the device in :meth:`on_after_batch_transfer`. ``pixel_mean`` and ``pixel_std``, statistics of the
+    training split only, are for the model (linked by the CLI): reading them loads the files if needed.
 
     Args:
         dataset: ``mnist`` or ``fashion_mnist``.
@@ -173,7 +177,8 @@ class MNISTDataModule(InMemoryDataModule):
         download: Let torchvision download missing files into ``<root>/<ClassName>/raw``.
         verify: Check the files' contents against the official md5 sums (turn off for your own IDX files).
         num_val: Training images held out for validation.
-        normalization: ``standardize`` (mean/std of the training split) or ``unit`` (pixels / 255, as the fish book).
+        normalization: What the model does with the pixels in [0, 1]: ``standardize`` (``pixel_mean``/``pixel_std``
+            are the mean/std of the training split) or ``unit`` (they are 0 and 1: pixels / 255, as the fish book).
         shift: Augmentation: move each training image by up to ``shift`` pixels each way (0 = off).
         batch_size: Global training batch size.
         eval_batch_size: Global batch size of validation, test and predict.
@@ -208,7 +213,8 @@ class MNISTDataModule(InMemoryDataModule):
         self.dataset, self.root, self.download, self.verify = dataset, root, download, verify
         self.num_val, self.normalization, self.shift = num_val, normalization, shift
         self.class_names = [c.split(" - ")[0] for c in DATASETS[dataset].classes]
-        self.mean, self.std = 0.0, 1.0
+        self.stats: tuple[float, float] | None = None  # (pixel_mean, pixel_std) once known
+        self.loaded: dict[str, tuple[Tensor, Tensor]] | None = None  # see read_splits
 
     def prepare_data(self) -> None:
         # Lightning runs this once per node before setup: downloads never race.
@@ -216,27 +222,53 @@ class MNISTDataModule(InMemoryDataModule):
             for train in (True, False):
                 locate_split(self.root, self.dataset, train, download=True)
 
-    def setup(self, stage: str) -> None:
-        if "train" not in self.splits:
+    @property
+    def pixel_mean(self) -> float:
+        """Mean of the training split's pixels in [0, 1] (0 for ``normalization: unit``), for the model."""
+        return self.training_stats()[0]
+
+    @property
+    def pixel_std(self) -> float:
+        """Standard deviation of the training split's pixels in [0, 1] (1 for ``normalization: unit``)."""
+        return self.training_stats()[1]
+
+    def training_stats(self) -> tuple[float, float]:
+        """``(pixel_mean, pixel_std)``; reads the splits first when needed (the CLI asks before ``setup``)."""
+        if self.normalization == "unit":
+            return 0.0, 1.0
+        if self.stats is None:
+            self.stats = pixel_stats(self.read_splits()["train"][0])
+        return self.stats
+
+    def read_splits(self) -> dict[str, tuple[Tensor, Tensor]]:
+        """Train/val/test as read from the files (CPU), kept until :meth:`setup` takes them.
+
+        Not in ``self.splits`` before ``setup``: Lightning's ``str(datamodule)``, which jsonargparse formats
+        while linking, would iterate every loader.
+        """
+        if self.loaded is None:
             x, y = read_split(self.root, self.dataset, True, self.download, self.verify)
             if self.num_val >= len(x):
                 raise ValueError(f"num_val {self.num_val} leaves no training images: the training set has {len(x)}")
             order = torch.randperm(len(x), generator=torch.Generator().manual_seed(self.seed))
             val, train = order[: self.num_val].sort().values, order[self.num_val :].sort().values
-            self.splits["train"], self.splits["val"] = (x[train], y[train]), (x[val], y[val])
-            self.splits["test"] = read_split(self.root, self.dataset, False, self.download, self.verify)
-            if self.normalization == "standardize":
-                self.mean, self.std = pixel_stats(x[train])
+            test = read_split(self.root, self.dataset, False, self.download, self.verify)
+            self.loaded = {"train": (x[train], y[train]), "val": (x[val], y[val]), "test": test}
+        return self.loaded
+
+    def setup(self, stage: str) -> None:
+        if "train" not in self.splits:
+            self.splits.update(self.read_splits())
+            self.loaded = None
         self.to_device()
 
     def on_after_batch_transfer(self, batch: tuple[Tensor, ...], dataloader_idx: int) -> tuple[Tensor, ...]:
-        """uint8 ``(N, 28, 28)`` → standardized float ``(N, 1, 28, 28)``, shifted at random while training."""
+        """uint8 ``(N, 28, 28)`` → float pixels in [0, 1] ``(N, 1, 28, 28)``, shifted at random while training."""
         x, *rest = batch
         x = x.unsqueeze(1).float()
         if self.shift and self.trainer is not None and self.trainer.training:
             x = random_shift(x, self.shift)
-        scale = 1.0 / (255.0 * self.std)
-        return (x.mul_(scale).sub_(self.mean / self.std), *rest)
+        return (x.mul_(1.0 / 255.0), *rest)
 
 
 def pixel_stats(images: Tensor) -> tuple[float, float]:

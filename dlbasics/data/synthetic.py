@@ -8,12 +8,12 @@ every run and every DDP rank, and the test split is fresh data the model never t
 
 from __future__ import annotations
 
-from pathlib import Path
+from abc import abstractmethod
 
-import numpy as np
 import torch
 from torch import Tensor
 
+from dlbasics.data.inputs import read_features
 from dlbasics.data.memory import InMemoryDataModule
 
 _SPLIT_OFFSET = {"train": 0, "val": 1, "test": 2}
@@ -39,9 +39,9 @@ class SyntheticData(InMemoryDataModule):
                 raise ValueError(f"{name} must be >= 1, got {n}")
         self.sizes = {"train": num_train, "val": num_val, "test": num_test}
 
+    @abstractmethod
     def sample(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """Draw ``n`` samples ``(x, y)``."""
-        raise NotImplementedError
 
     def generator(self, split: str) -> torch.Generator:
         """The generator of ``split``; independent of the other splits."""
@@ -178,34 +178,5 @@ class RuleData(SyntheticData):
 
     def setup(self, stage: str) -> None:
         if stage == "predict" and self.predict_path is not None and "predict" not in self.splits:
-            self.splits["predict"] = (read_vectors(self.predict_path, self.num_features),)
+            self.splits["predict"] = (read_features(self.predict_path, self.num_features),)
         super().setup(stage)
-
-
-def read_vectors(path: str | Path, num_features: int) -> Tensor:
-    """Read a CSV of ``num_features`` numbers per row (a header line is skipped) into a float tensor."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"predict_path {str(path)!r} does not exist: pass a CSV with {num_features} numbers a row"
-        )
-    rows = [r for r in path.read_text().splitlines() if r.strip()]
-    if rows and not _is_numeric(rows[0]):
-        rows = rows[1:]
-    if not rows:
-        raise ValueError(f"{path} holds no vectors: expected rows of {num_features} comma-separated numbers")
-    for i, row in enumerate(rows, start=1):
-        cells = row.split(",")
-        if len(cells) != num_features:
-            raise ValueError(f"{path} row {i} has {len(cells)} columns, expected {num_features}")
-        if not _is_numeric(row):
-            raise ValueError(f"{path} row {i} is not numeric: {row.strip()!r}")
-    return torch.from_numpy(np.array([[float(c) for c in r.split(",")] for r in rows], dtype=np.float32))
-
-
-def _is_numeric(row: str) -> bool:
-    try:
-        [float(c) for c in row.split(",")]
-    except ValueError:
-        return False
-    return True

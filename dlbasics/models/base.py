@@ -3,17 +3,26 @@
     dlbasics fit --config configs/rule_classifier.yaml   # any experiment runs through it
 
 Subclasses implement ``forward`` and ``compute_loss``; classifiers pass a torchmetrics
-``MetricCollection`` to :meth:`Experiment.init_metrics`. Optimizer and schedule come from the
-hyperparameters ``lr``, ``optimizer``, ``momentum``, ``weight_decay`` and ``scheduler`` that each
-subclass declares in its ``__init__`` signature (the signature is the config schema).
+``MetricCollection`` to :meth:`Experiment.init_metrics`. Optimizer and schedule are injected the LightningCLI
+way (``optimizer: OptimizerCallable``, ``lr_scheduler: LRSchedulerCallable | None``), e.g. in YAML::
+
+    optimizer: {class_path: torch.optim.Adam, init_args: {lr: 0.01}}
+    lr_scheduler: {class_path: torch.optim.lr_scheduler.OneCycleLR, init_args: {max_lr: 0.01}}
+
+Models compute; they write no files. Pictures come from the callbacks in :mod:`dlbasics.pictures`.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import functools
+import inspect
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 from torchmetrics import ConfusionMatrix, MeanMetric, MetricCollection
 from torchmetrics.classification import (
@@ -28,14 +37,11 @@ from torchmetrics.classification import (
 )
 
 STAGES = ("train", "val", "test")
-OptimizerName = Literal["sgd", "adam", "adamw", "adadelta"]
-SchedulerName = Literal["none", "onecycle", "cosine", "step"]
-_OPTIMIZERS = {
-    "sgd": torch.optim.SGD,
-    "adam": torch.optim.Adam,
-    "adamw": torch.optim.AdamW,
-    "adadelta": torch.optim.Adadelta,
-}
+#: Written into every checkpoint (``dlbasics_format_version``); checkpoints without it (older dlbasics: string
+#: optimizers, MNIST models fed standardized images) are refused with a line saying to retrain.
+FORMAT_VERSION = 1
+#: Scheduler arguments that mean "the length of the run in steps"; left out, the run's step count fills them.
+RUN_LENGTH_ARGS = ("total_steps", "T_max")
 
 
 def check_positive(**values: float) -> None:
@@ -71,14 +77,65 @@ def classification_metrics(num_classes: int) -> MetricCollection:
     )
 
 
-class Experiment(L.LightningModule):
-    """Base LightningModule: ``_shared_step`` for train/val/test, exact per-epoch loss means, optimizers."""
+class CosineAnnealingLR(torch.optim.lr_scheduler.CosineAnnealingLR):
+    """torch's ``CosineAnnealingLR`` with ``T_max`` optional: left out, it is the run's number of optimizer steps.
 
-    #: Metric that ModelCheckpoint/EarlyStopping should watch for this experiment, and its mode.
-    monitor: tuple[str, str] = ("val/loss", "min")
+    Args:
+        optimizer: The wrapped optimizer.
+        T_max: Steps of the half cosine (``None``: the whole run, filled in by :meth:`Experiment.configure_optimizers`).
+        eta_min: Final learning rate.
+        last_epoch: Index of the last step (-1 to start).
+    """
 
-    def __init__(self) -> None:
+    def __init__(
+        self, optimizer: torch.optim.Optimizer, T_max: int | None = None, eta_min: float = 0.0, last_epoch: int = -1
+    ) -> None:
+        if T_max is None:
+            raise ValueError("CosineAnnealingLR needs T_max: give it, or let the model fill in the run's step count")
+        super().__init__(optimizer, T_max=T_max, eta_min=eta_min, last_epoch=last_epoch)
+
+
+def scheduler_class(scheduler: Any) -> type | None:
+    """The scheduler class behind an injected callable (jsonargparse passes a ``functools.partial``)."""
+    while isinstance(scheduler, functools.partial):
+        classes = [a for a in scheduler.args if isinstance(a, type)]
+        scheduler = classes[-1] if classes else scheduler.func
+    return scheduler if isinstance(scheduler, type) else None
+
+
+def run_length_kwargs(scheduler: Any, steps: int) -> dict[str, int]:
+    """``{name: steps}`` for the run-length arguments (:data:`RUN_LENGTH_ARGS`) the scheduler takes, left out."""
+    cls = scheduler_class(scheduler)
+    if cls is None:
+        return {}
+    given = scheduler.keywords if isinstance(scheduler, functools.partial) else {}
+    params = inspect.signature(cls).parameters
+    fill = {name: steps for name in RUN_LENGTH_ARGS if name in params and given.get(name) is None}
+    if "total_steps" in fill and (given.get("epochs") or given.get("steps_per_epoch")):
+        fill.pop("total_steps")  # OneCycleLR given epochs and steps_per_epoch instead
+    return fill
+
+
+class Experiment(L.LightningModule, ABC):
+    """Base LightningModule: ``_shared_step`` for train/val/test, exact per-epoch loss means, optimizers.
+
+    Args:
+        optimizer: Builds the optimizer from the parameters (any ``torch.optim`` class, with its ``init_args``).
+        lr_scheduler: Builds a learning-rate schedule from the optimizer, or ``None``. Schedules whose length is a
+            number of steps (``OneCycleLR``'s ``total_steps``, :class:`CosineAnnealingLR`'s ``T_max``) get the
+            run's step count when it is left out and are stepped after every optimizer step; others (``StepLR``,
+            ``ExponentialLR``, …) once per epoch.
+    """
+
+    def __init__(
+        self, optimizer: OptimizerCallable = torch.optim.Adam, lr_scheduler: LRSchedulerCallable | None = None
+    ):
         super().__init__()
+        try:  # a bad optimizer setting (e.g. lr < 0) fails now, before a run directory exists
+            optimizer([nn.Parameter(torch.zeros(1))])
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"model.optimizer: {err}") from None
+        self.optimizer, self.lr_scheduler = optimizer, lr_scheduler
         # MeanMetric weights every sample equally and syncs exactly across DDP ranks.
         for stage in STAGES:
             setattr(self, f"{stage}_loss", MeanMetric())
@@ -90,28 +147,31 @@ class Experiment(L.LightningModule):
             setattr(self, f"{stage}_metrics", collection.clone(prefix=f"{stage}/"))
         self.has_metrics = True
 
+    @abstractmethod
+    def forward(self, x: Tensor) -> Tensor:
+        """The model's output for a batch of inputs."""
+
+    @abstractmethod
     def compute_loss(self, output: Tensor, target: Tensor) -> Tensor:
-        """The training objective for a batch; subclasses override."""
-        raise NotImplementedError
+        """The training objective for a batch."""
 
     def metric_preds(self, output: Tensor) -> Tensor:
         """Turn ``forward``'s output into what the metrics expect (e.g. probabilities)."""
         return output
 
-    def _shared_step(self, batch: tuple[Tensor, ...], stage: str) -> Tensor:
-        """Loss of a batch; updates the stage's metric objects (logged once per epoch, see ``_log_epoch``)."""
+    def reported_loss(self, loss: Tensor) -> Tensor:
+        """The loss as logged (``{stage}/loss``), on the same scale for every stage; the objective by default."""
+        return loss
+
+    def _shared_step(self, batch: tuple[Tensor, ...], stage: str) -> tuple[Tensor, Tensor]:
+        """Loss and output of a batch; updates the stage's metric objects (logged once per epoch)."""
         x, y = batch[0], batch[1]
         output = self(x)
         loss = self.compute_loss(output, y)
-        getattr(self, f"{stage}_loss").update(loss.detach(), len(y))
+        getattr(self, f"{stage}_loss").update(self.reported_loss(loss.detach()), len(y))
         if self.has_metrics:
             getattr(self, f"{stage}_metrics").update(self.metric_preds(output.detach()), y)
-        if stage == "test":
-            self.record_test_batch(x, y, output.detach())
-        return loss
-
-    def record_test_batch(self, x: Tensor, y: Tensor, output: Tensor) -> None:
-        """Hook for test-only bookkeeping (confusion matrix, example images); nothing by default."""
+        return loss, output.detach()
 
     def _log_epoch(self, stage: str) -> None:
         # Logging metric objects once per epoch instead of on every step keeps Lightning's per-step
@@ -121,13 +181,14 @@ class Experiment(L.LightningModule):
             self.log_dict(getattr(self, f"{stage}_metrics"), prog_bar=stage != "train")
 
     def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
-        return self._shared_step(batch, "train")
+        return self._shared_step(batch, "train")[0]
 
     def validation_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:
         self._shared_step(batch, "val")
 
-    def test_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:
-        self._shared_step(batch, "test")
+    def test_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
+        """The batch's output (callbacks that draw test pictures receive it in ``on_test_batch_end``)."""
+        return self._shared_step(batch, "test")[1]
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train")
@@ -148,6 +209,8 @@ class Experiment(L.LightningModule):
         checkpoint["rng_states"] = {"cpu": torch.get_rng_state()}
         if torch.cuda.is_available():
             checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
+        checkpoint["dlbasics_format_version"] = FORMAT_VERSION
+        checkpoint["dlbasics_model"] = f"{type(self).__module__}.{type(self).__qualname__}"  # see dlbasics.export
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         states = checkpoint.get("rng_states")
@@ -156,53 +219,67 @@ class Experiment(L.LightningModule):
             if "cuda" in states and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all(states["cuda"])
 
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path: Any, *args: Any, **kwargs: Any) -> Any:
+        """Lightning's ``load_from_checkpoint``, refusing checkpoints of an older dlbasics with one line."""
+        if isinstance(checkpoint_path, str | Path) and Path(checkpoint_path).is_file():
+            check_format(Path(checkpoint_path))
+        return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
+
+    def inference(self, x: Tensor) -> Tensor:
+        """Raw input → what an exported model returns (:mod:`dlbasics.export`): here ``forward``'s output."""
+        return self(x)
+
+    def example_input(self, batch: int = 1) -> Tensor:
+        """A raw input of ``batch`` rows that :meth:`inference` takes: uniform ``(batch, num_features)`` float32.
+
+        Drawn from a fixed seed of its own, so the global random state is left alone.
+        """
+        return torch.rand(batch, self.hparams.num_features, generator=torch.Generator().manual_seed(0))
+
     def configure_optimizers(self) -> Any:
-        hp = self.hparams
-        name = hp.get("optimizer", "sgd")
-        kwargs: dict[str, Any] = {"lr": hp.lr, "weight_decay": hp.get("weight_decay", 0.0)}
-        if name == "sgd":
-            kwargs["momentum"] = hp.get("momentum", 0.0)
-        optimizer = _OPTIMIZERS[name](self.parameters(), **kwargs)
-        scheduler = hp.get("scheduler", "none")
-        if scheduler == "none":
+        optimizer = self.optimizer(self.parameters())
+        if self.lr_scheduler is None:
             return optimizer
-        steps = int(self.trainer.estimated_stepping_batches)
-        if scheduler == "onecycle":
-            sched = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=hp.lr, total_steps=steps)
-            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
-        if scheduler == "cosine":
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
-            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
-        sched = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.7)  # per epoch
-        return {"optimizer": optimizer, "lr_scheduler": sched}
+        fill = run_length_kwargs(self.lr_scheduler, int(self.trainer.estimated_stepping_batches))
+        scheduler = self.lr_scheduler(optimizer, **fill)
+        interval = (
+            "step" if fill or scheduler_class(self.lr_scheduler) is torch.optim.lr_scheduler.OneCycleLR else "epoch"
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
 
 
 class Classifier(Experiment):
-    """Base for classifiers: cross-entropy on logits (binary: one logit, BCE-with-logits)."""
+    """Base for classifiers: cross-entropy on logits (binary: one logit, BCE-with-logits).
 
-    monitor = ("val/acc", "max")
+    Args:
+        num_classes: Classes (2: binary, one logit).
+        optimizer: See :class:`Experiment`.
+        lr_scheduler: See :class:`Experiment`.
+    """
 
-    def __init__(self, num_classes: int) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        num_classes: int,
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        lr_scheduler: LRSchedulerCallable | None = None,
+    ) -> None:
+        super().__init__(optimizer, lr_scheduler)
         if num_classes < 2:
             raise ValueError(f"num_classes must be >= 2, got {num_classes}")
         self.binary = num_classes == 2
         self.init_metrics(classification_metrics(num_classes))
         task = "binary" if self.binary else "multiclass"
+        #: The test confusion matrix (true classes as rows), summed over ranks; drawn by a callback.
         self.test_confusion = ConfusionMatrix(task=task, num_classes=num_classes)
 
-    def record_test_batch(self, x: Tensor, y: Tensor, output: Tensor) -> None:
-        self.test_confusion.update(self.metric_preds(output), y)
-
-    def on_test_epoch_end(self) -> None:
-        super().on_test_epoch_end()
-        matrix = self.test_confusion.compute().cpu()  # summed over all ranks
+    def on_test_epoch_start(self) -> None:
         self.test_confusion.reset()
-        if self.trainer.is_global_zero and not self.trainer.fast_dev_run:
-            from dlbasics.plots import confusion_matrix_figure, log_figure
 
-            names = getattr(self.trainer.datamodule, "class_names", None) or [str(i) for i in range(len(matrix))]
-            log_figure(self.trainer, "test/confusion_matrix", confusion_matrix_figure(matrix, names))
+    def test_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
+        output = super().test_step(batch, batch_idx)
+        self.test_confusion.update(self.metric_preds(output), batch[1])
+        return output
 
     def compute_loss(self, output: Tensor, target: Tensor) -> Tensor:
         if self.binary:
@@ -213,6 +290,11 @@ class Classifier(Experiment):
         # Binary metrics get probabilities: torchmetrics only applies sigmoid to values outside [0, 1].
         return output.sigmoid() if self.binary else output
 
+    def inference(self, x: Tensor) -> Tensor:
+        """Probabilities: of class 1 for a binary classifier (``forward``'s shape, one per row), else softmax."""
+        output = self(x)
+        return output.sigmoid() if self.binary else output.softmax(dim=-1)
+
     def predict_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> dict[str, Tensor]:
         output = self(batch[0])
         if self.binary:
@@ -220,6 +302,16 @@ class Classifier(Experiment):
             return {"class": (prob > 0.5).long(), "probability": prob}
         prob, cls = output.softmax(dim=-1).max(dim=-1)
         return {"class": cls, "probability": prob}
+
+
+def check_format(path: Path) -> None:
+    """Raise a one-line ``ValueError`` if the checkpoint at ``path`` was written by an older dlbasics."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    if checkpoint.get("dlbasics_format_version", 0) < FORMAT_VERSION and "hyper_parameters" in checkpoint:
+        raise ValueError(
+            f"{path} was written by an older dlbasics (optimizers given as strings, MNIST models fed standardized "
+            "images): retrain it with `dlbasics fit`"
+        )
 
 
 def check_input(module: nn.Module, x: Tensor, *trailing: int) -> None:

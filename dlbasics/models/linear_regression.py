@@ -3,18 +3,17 @@
     dlbasics fit --config configs/linear_regression.yaml
     dlbasics fit --config configs/polynomial_regression.yaml
 
-At the end of fit the learned weight and bias are printed and logged beside the closed-form
-least-squares solution on the same training data, and ``fitted_curve.png`` shows the fit: the curve over
-the data for one input feature, predicted vs true ``y`` for several.
+The model exposes :meth:`LinearRegression.learned` and :meth:`LinearRegression.closed_form`; at the end of fit
+the :class:`~dlbasics.pictures.FittedCurve` callback prints and logs both and draws ``fitted_curve.png``.
 """
 
 from __future__ import annotations
 
 import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
-from dlbasics.models.base import Experiment, OptimizerName, SchedulerName, check_input, check_positive
-from dlbasics.plots import fitted_curve_figure, log_figure
+from dlbasics.models.base import Experiment, check_input, check_positive
 
 
 class LinearRegression(Experiment):
@@ -26,32 +25,27 @@ class LinearRegression(Experiment):
     Args:
         num_features: Input features (linked from the DataModule).
         degree: Highest power of each feature (1 = plain linear regression).
-        lr: Learning rate.
-        optimizer: ``sgd``, ``adam``, ``adamw`` or ``adadelta``.
-        momentum: SGD momentum.
-        weight_decay: L2 penalty.
-        scheduler: ``none``, ``onecycle``, ``cosine`` or ``step``.
         init_std: Weights start from N(0, init_std²) and the bias from 0, as in d2l.
+        optimizer: See :class:`~dlbasics.models.base.Experiment` (d2l: SGD, lr 0.03).
+        lr_scheduler: See :class:`~dlbasics.models.base.Experiment`.
     """
 
     def __init__(
         self,
         num_features: int = 2,
         degree: int = 1,
-        lr: float = 0.03,
-        optimizer: OptimizerName = "sgd",
-        momentum: float = 0.0,
-        weight_decay: float = 0.0,
-        scheduler: SchedulerName = "none",
         init_std: float = 0.01,
+        optimizer: OptimizerCallable = torch.optim.SGD,
+        lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
-        super().__init__()
-        check_positive(lr=lr, num_features=num_features, degree=degree)
+        super().__init__(optimizer, lr_scheduler)
+        check_positive(num_features=num_features, degree=degree)
         self.save_hyperparameters()
         self.linear = nn.Linear(num_features * degree, 1)
         nn.init.normal_(self.linear.weight, std=init_std)
         nn.init.zeros_(self.linear.bias)
         self.register_buffer("powers", torch.arange(1, degree + 1), persistent=False)
+        self.example_input_array = torch.zeros(1, num_features)  # the model summary's sizes and FLOPs
 
     def features(self, x: Tensor) -> Tensor:
         """``(N, F)`` → ``(N, F * degree)``: each feature's powers ``1..degree`` side by side."""
@@ -72,24 +66,7 @@ class LinearRegression(Experiment):
         solution = torch.linalg.lstsq(design.cpu(), y.double().cpu()).solution.squeeze(-1)
         return solution[:-1], solution[-1]
 
-    def on_fit_end(self) -> None:
-        datamodule = self.trainer.datamodule
-        splits = getattr(datamodule, "splits", {})
-        if "train" not in splits or not self.trainer.is_global_zero:
-            return
-        w_cf, b_cf = self.closed_form(*splits["train"][:2])
-        w, b = (
-            self.linear.weight.detach().double().cpu().squeeze(0),
-            self.linear.bias.detach().double().cpu()[0],
-        )
-        fmt = lambda t: "[" + ", ".join(f"{v:.4f}" for v in t.tolist()) + "]"  # noqa: E731
-        print(
-            f"learned     w = {fmt(w)}, b = {b:.4f}\nclosed-form w = {fmt(w_cf)}, b = {b_cf:.4f}\n"
-            f"max |learned - closed-form| = {max((w - w_cf).abs().max(), (b - b_cf).abs()):.2e}"
-        )
-        values = {f"fit/w{i}": v for i, v in enumerate(w.tolist())} | {"fit/b": float(b)}
-        values |= {f"fit/closed_form_w{i}": v for i, v in enumerate(w_cf.tolist())} | {"fit/closed_form_b": float(b_cf)}
-        for logger in self.loggers:
-            logger.log_metrics(values, step=self.global_step)
-            logger.save()
-        log_figure(self.trainer, "fitted_curve", fitted_curve_figure(*splits["train"][:2], self))
+    @torch.no_grad()
+    def learned(self) -> tuple[Tensor, Tensor]:
+        """The learned ``(w, b)`` in float64 on the CPU."""
+        return self.linear.weight.detach().double().cpu().squeeze(0), self.linear.bias.detach().double().cpu()[0]

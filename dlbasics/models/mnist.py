@@ -3,9 +3,11 @@
     dlbasics fit --config configs/fashion_mnist_cnn.yaml
     dlbasics test --config configs/fashion_mnist_cnn.yaml --ckpt_path <checkpoint>
 
-Both take standardized images ``(N, 1, 28, 28)`` (what :class:`dlbasics.data.MNISTDataModule` yields)
-and return logits ``(N, num_classes)``. ``test`` also saves, in the run directory and to TensorBoard/wandb,
-the confusion matrix, a grid of misclassified test images and (CNN) each block's activation maps.
+Both take float pixels in [0, 1] ``(N, 1, 28, 28)`` (what :class:`dlbasics.data.MNISTDataModule` yields),
+standardize them with the training split's statistics (hparams ``pixel_mean``/``pixel_std``, linked from the
+DataModule, so a checkpoint alone turns raw pixels into a prediction) and return logits ``(N, num_classes)``.
+After ``test`` the callbacks of :mod:`dlbasics.pictures` save the confusion matrix, a grid of misclassified
+test images and (CNN) each block's activation maps.
 """
 
 from __future__ import annotations
@@ -14,55 +16,49 @@ from itertools import pairwise
 from typing import Literal
 
 import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
-from dlbasics.models.base import Classifier, OptimizerName, SchedulerName, check_input, check_positive
-from dlbasics.plots import activation_maps_figure, block_outputs, log_figure, misclassified_grid_figure
+from dlbasics.models.base import Classifier, check_input, check_positive
 
 ACTIVATIONS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
 
 
 class ImageClassifier(Classifier):
-    """A :class:`Classifier` of images whose test run also shows misclassified images and, for models with
-    ``activation_blocks``, what each block sees (``test/misclassified``, ``test/activations``)."""
-
-    examples = 25  # misclassified images kept for the grid
-
-    def __init__(self, num_classes: int) -> None:
-        super().__init__(num_classes=num_classes)
-        self.wrong: list[tuple[Tensor, Tensor, Tensor]] = []
-        self.probe: Tensor | None = None
+    """A :class:`Classifier` of images that can show what its blocks see (:meth:`block_outputs`)."""
 
     def activation_blocks(self) -> list[nn.Module]:
-        """Submodules whose outputs are shown as activation maps (none by default)."""
+        """Submodules whose outputs are worth showing as activation maps (none by default)."""
         return []
 
-    def on_test_epoch_start(self) -> None:
-        self.wrong, self.probe = [], None
+    @torch.no_grad()
+    def block_outputs(self, x: Tensor) -> list[Tensor]:
+        """Run the model on ``x`` and return the output of each of :meth:`activation_blocks`."""
+        blocks, outputs = self.activation_blocks(), {}
+        handles = [
+            block.register_forward_hook(lambda _m, _i, out, i=i: outputs.__setitem__(i, out.detach()))
+            for i, block in enumerate(blocks)
+        ]
+        try:
+            self(x)
+        finally:
+            for handle in handles:
+                handle.remove()
+        return [outputs[i] for i in range(len(blocks))]
 
-    def record_test_batch(self, x: Tensor, y: Tensor, output: Tensor) -> None:
-        super().record_test_batch(x, y, output)
-        if self.probe is None:
-            self.probe = x[:4]
-        if sum(len(w[0]) for w in self.wrong) < self.examples:
-            pred = output.argmax(-1)
-            miss = pred != y
-            self.wrong.append(
-                (x[miss][: self.examples].cpu(), pred[miss][: self.examples].cpu(), y[miss][: self.examples].cpu())
-            )
+    def example_input(self, batch: int = 1) -> Tensor:
+        """Uniform pixels in [0, 1], ``(batch, 1, 28, 28)`` float32, from a fixed seed of its own."""
+        return torch.rand(batch, 1, 28, 28, generator=torch.Generator().manual_seed(0))
 
-    def on_test_epoch_end(self) -> None:
-        super().on_test_epoch_end()
-        trainer = self.trainer
-        if not trainer.is_global_zero or trainer.fast_dev_run or self.probe is None:
-            return
-        names = getattr(trainer.datamodule, "class_names", None)
-        if self.wrong:
-            images, preds, targets = (torch.cat(t) for t in zip(*self.wrong, strict=True))
-            log_figure(trainer, "test/misclassified", misclassified_grid_figure(images, preds, targets, names))
-        if blocks := self.activation_blocks():
-            maps = block_outputs(self, blocks, self.probe)
-            log_figure(trainer, "test/activations", activation_maps_figure(self.probe, maps))
+    def standardize(self, x: Tensor) -> Tensor:
+        """Pixels in [0, 1] → standardized with the training split's statistics (buffers from the hparams)."""
+        return (x - self.pixel_mean) / self.pixel_std
+
+    def register_pixel_stats(self, pixel_mean: float, pixel_std: float) -> None:
+        """Keep the statistics as buffers (constants that follow the model to its device)."""
+        check_positive(pixel_std=pixel_std)
+        self.register_buffer("pixel_mean", torch.tensor(float(pixel_mean)), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(float(pixel_std)), persistent=False)
 
 
 class MNISTMLP(ImageClassifier):
@@ -71,36 +67,35 @@ class MNISTMLP(ImageClassifier):
     Args:
         num_features: Input values per image (linked from the DataModule: 784).
         num_classes: Classes (linked from the DataModule).
+        pixel_mean: Mean of the training pixels in [0, 1] (linked from the DataModule); ``forward`` subtracts it.
+        pixel_std: Their standard deviation (linked from the DataModule); ``forward`` divides by it.
         hidden_sizes: Width of each hidden layer (``[50]`` is the fish book's two-layer net).
         activation: ``sigmoid``, ``tanh`` or ``relu``.
         dropout: Dropout probability after each hidden activation.
         init: Weight initialisation: ``default`` (PyTorch's), ``normal`` (N(0, init_std²), zero biases, as the
             fish book), ``xavier`` or ``kaiming`` (normal variants, zero biases).
         init_std: Standard deviation of the ``normal`` initialisation.
-        lr: Learning rate (the peak rate with ``onecycle``).
-        optimizer: ``sgd``, ``adam``, ``adamw`` or ``adadelta``.
-        momentum: SGD momentum.
-        weight_decay: L2 penalty.
-        scheduler: ``none``, ``onecycle``, ``cosine`` or ``step``.
+        optimizer: See :class:`~dlbasics.models.base.Experiment`.
+        lr_scheduler: See :class:`~dlbasics.models.base.Experiment`.
     """
 
     def __init__(
         self,
         num_features: int = 784,
         num_classes: int = 10,
+        pixel_mean: float = 0.0,
+        pixel_std: float = 1.0,
         hidden_sizes: list[int] = [256, 128],  # noqa: B006 (jsonargparse needs a literal default)
         activation: Literal["sigmoid", "tanh", "relu"] = "relu",
         dropout: float = 0.0,
         init: Literal["default", "normal", "xavier", "kaiming"] = "default",
         init_std: float = 0.01,
-        lr: float = 0.001,
-        optimizer: OptimizerName = "adam",
-        momentum: float = 0.0,
-        weight_decay: float = 0.0,
-        scheduler: SchedulerName = "none",
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
-        super().__init__(num_classes=num_classes)
-        check_positive(lr=lr, num_features=num_features, init_std=init_std)
+        super().__init__(num_classes, optimizer, lr_scheduler)
+        check_positive(num_features=num_features, init_std=init_std)
+        self.register_pixel_stats(pixel_mean, pixel_std)
         if any(size < 1 for size in hidden_sizes):
             raise ValueError(f"hidden_sizes must all be >= 1, got {hidden_sizes}")
         if not 0 <= dropout < 1:
@@ -117,6 +112,7 @@ class MNISTMLP(ImageClassifier):
             for layer in self.net:
                 if isinstance(layer, nn.Linear):
                     init_linear(layer, init, init_std, activation)
+        self.example_input_array = torch.zeros(1, 1, 28, 28)  # the model summary's sizes and FLOPs
 
     def forward(self, x: Tensor) -> Tensor:
         features = self.hparams.num_features
@@ -125,7 +121,7 @@ class MNISTMLP(ImageClassifier):
                 f"MNISTMLP expects (N, {features}) vectors or images (N, 1, 28, 28) of {features} values, "
                 f"got {tuple(x.shape)}"
             )
-        return self.net(x)
+        return self.net(self.standardize(x))
 
 
 def init_linear(layer: nn.Linear, init: str, std: float, activation: str) -> None:
@@ -146,31 +142,33 @@ class MNISTCNN(ImageClassifier):
     ReLU runs on a quarter of the values.
 
     Args:
+        num_features: Values per image (linked from the DataModule); the blocks are built for 28x28, so 784.
         num_classes: Classes (linked from the DataModule).
+        pixel_mean: Mean of the training pixels in [0, 1] (linked from the DataModule); ``forward`` subtracts it.
+        pixel_std: Their standard deviation (linked from the DataModule); ``forward`` divides by it.
         channels: Output channels of each block; each block halves the image side (28 → 14 → 7 …).
         dropout: Dropout probability before the linear head.
         channels_last: Keep convolution weights and activations channels-last (faster on CPUs with oneDNN).
-        lr: Learning rate (the peak rate with ``onecycle``).
-        optimizer: ``sgd``, ``adam``, ``adamw`` or ``adadelta``.
-        momentum: SGD momentum.
-        weight_decay: L2 penalty.
-        scheduler: ``none``, ``onecycle``, ``cosine`` or ``step``.
+        optimizer: See :class:`~dlbasics.models.base.Experiment`.
+        lr_scheduler: See :class:`~dlbasics.models.base.Experiment`.
     """
 
     def __init__(
         self,
+        num_features: int = 784,
         num_classes: int = 10,
+        pixel_mean: float = 0.0,
+        pixel_std: float = 1.0,
         channels: list[int] = [32, 64],  # noqa: B006
         dropout: float = 0.0,
         channels_last: bool = False,
-        lr: float = 0.003,
-        optimizer: OptimizerName = "adam",
-        momentum: float = 0.0,
-        weight_decay: float = 0.0,
-        scheduler: SchedulerName = "onecycle",
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
-        super().__init__(num_classes=num_classes)
-        check_positive(lr=lr)
+        super().__init__(num_classes, optimizer, lr_scheduler)
+        if num_features != 28 * 28:
+            raise ValueError(f"MNISTCNN takes 28x28 images: num_features must be 784, got {num_features}")
+        self.register_pixel_stats(pixel_mean, pixel_std)
         if not 1 <= len(channels) <= 4 or any(c < 1 for c in channels):
             raise ValueError(f"channels must list 1 to 4 block widths >= 1 (28x28 images), got {channels}")
         if not 0 <= dropout < 1:
@@ -185,12 +183,14 @@ class MNISTCNN(ImageClassifier):
         self.head = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(channels[-1] * side * side, num_classes))
         if channels_last:
             self.features.to(memory_format=torch.channels_last)
+        self.example_input_array = torch.zeros(1, 1, 28, 28)  # the model summary's sizes and FLOPs
 
     def activation_blocks(self) -> list[nn.Module]:
         return [m for m in self.features if isinstance(m, nn.ReLU)]  # the end of every block
 
     def forward(self, x: Tensor) -> Tensor:
         check_input(self, x, 1, 28, 28)
+        x = self.standardize(x)
         if self.hparams.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return self.head(self.features(x))

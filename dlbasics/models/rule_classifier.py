@@ -6,9 +6,11 @@ dlbasics predict --config configs/rule_classifier.yaml --ckpt_path <ckpt> --data
 
 from __future__ import annotations
 
+import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
-from dlbasics.models.base import Classifier, OptimizerName, SchedulerName, check_input, check_positive
+from dlbasics.models.base import Classifier, check_input, check_positive
 
 
 class RuleClassifier(Classifier):
@@ -18,26 +20,25 @@ class RuleClassifier(Classifier):
 
     Args:
         num_features: Vector length (linked from the DataModule).
-        lr: Learning rate.
-        optimizer: ``sgd``, ``adam``, ``adamw`` or ``adadelta``.
-        momentum: SGD momentum.
-        weight_decay: L2 penalty.
-        scheduler: ``none``, ``onecycle``, ``cosine`` or ``step``.
+        num_classes: Classes (linked from the DataModule); the rule is binary, so 2.
+        optimizer: See :class:`~dlbasics.models.base.Experiment`.
+        lr_scheduler: See :class:`~dlbasics.models.base.Experiment`.
     """
 
     def __init__(
         self,
         num_features: int = 5,
-        lr: float = 0.1,
-        optimizer: OptimizerName = "adam",
-        momentum: float = 0.0,
-        weight_decay: float = 0.0,
-        scheduler: SchedulerName = "none",
+        num_classes: int = 2,
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
-        super().__init__(num_classes=2)
-        check_positive(lr=lr, num_features=num_features)
+        if num_classes != 2:
+            raise ValueError(f"RuleClassifier is binary: num_classes must be 2, got {num_classes}")
+        super().__init__(2, optimizer, lr_scheduler)
+        check_positive(num_features=num_features)
         self.save_hyperparameters()
         self.linear = nn.Linear(num_features, 1)
+        self.example_input_array = torch.zeros(1, num_features)  # the model summary's sizes and FLOPs
 
     def forward(self, x: Tensor) -> Tensor:
         check_input(self, x, self.hparams.num_features)

@@ -7,13 +7,14 @@
 Normalization: :class:`~dlbasics.data.SineData` standardizes every window with the training part's mean
 and std and the CLI links both into the model (hparams ``series_mean``/``series_std``, so every checkpoint
 carries them). ``forward`` maps standardized windows to standardized values; at the edges the model converts:
-``train/loss`` is the standardized MSE (what is optimized, equally well conditioned for any amplitude);
-``val/loss`` and ``test/loss`` are the MSE on the original scale of the series (standardized MSE · std²);
-:meth:`SineRNN.forecast` and ``predict`` take and return raw values, so a checkpoint works on its own:
+the optimized objective is the standardized MSE (equally well conditioned for any amplitude), while
+``train/loss``, ``val/loss`` and ``test/loss`` are all logged as the MSE on the original scale of the series
+(standardized MSE · std²), so the learning curves compare like with like. :meth:`SineRNN.forecast` and
+``predict`` take and return raw values, so a checkpoint works on its own:
 ``SineLSTM.load_from_checkpoint(path).forecast(last_values, steps=100)``.
 
-The end of ``test`` and of ``predict`` rolls a forecast out from the end of the validation data over the
-test part: ``forecast.csv`` (step, time, truth, one_step, rollout) and ``forecast.png`` in the run directory.
+After ``test`` and ``predict`` the :class:`~dlbasics.pictures.Forecast` callback rolls a forecast out from the
+end of the validation data over the test part: ``forecast.csv`` and ``forecast.png`` in the run directory.
 
 bf16-mixed: CPU autocast runs ``nn.LSTM`` in bfloat16, so its state carries 8-bit mantissas through every
 step (the LSTM config ends at val/loss ~3e-6 instead of ~8e-7), while ``nn.GRU`` follows its inputs' dtype
@@ -24,14 +25,14 @@ model is tiny, so nothing is lost, and a rollout never feeds bfloat16 rounding b
 
 from __future__ import annotations
 
+from abc import abstractmethod
+
 import numpy as np
 import torch
-from lightning.pytorch.utilities import rank_zero_info
-from matplotlib.figure import Figure
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
-from dlbasics.models.base import Experiment, OptimizerName, SchedulerName, check_positive
-from dlbasics.plots import log_figure, new_figure
+from dlbasics.models.base import Experiment, check_positive
 
 
 class SineRNN(Experiment):
@@ -42,40 +43,40 @@ class SineRNN(Experiment):
 
     Args:
         num_features: Values per time step (linked from the DataModule).
+        n_steps: Past values a window holds (linked from the DataModule); the length of :meth:`example_input`
+            and of an exported model's input. ``forward`` takes windows of any length.
         horizon: Values predicted per window (linked from the DataModule).
         series_mean: Training mean of the series (linked from the DataModule).
         series_std: Training standard deviation of the series (linked from the DataModule).
         hidden_size: Width of the recurrent state.
         num_layers: Stacked recurrent layers.
         dropout: Dropout between recurrent layers and before the head.
-        lr: Learning rate.
-        optimizer: ``sgd``, ``adam``, ``adamw`` or ``adadelta``.
-        momentum: SGD momentum.
-        weight_decay: L2 penalty.
-        scheduler: ``none``, ``onecycle``, ``cosine`` or ``step``.
+        optimizer: See :class:`~dlbasics.models.base.Experiment`.
+        lr_scheduler: See :class:`~dlbasics.models.base.Experiment`.
     """
 
-    cell: type[nn.RNNBase] = nn.RNN
+    @property
+    @abstractmethod
+    def cell(self) -> type[nn.RNNBase]:
+        """The recurrent layer class (``nn.LSTM``, ``nn.GRU``)."""
 
     def __init__(
         self,
         num_features: int = 1,
+        n_steps: int = 20,
         horizon: int = 1,
         series_mean: float = 0.0,
         series_std: float = 1.0,
         hidden_size: int = 32,
         num_layers: int = 1,
         dropout: float = 0.0,
-        lr: float = 0.01,
-        optimizer: OptimizerName = "adam",
-        momentum: float = 0.0,
-        weight_decay: float = 0.0,
-        scheduler: SchedulerName = "onecycle",
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(optimizer, lr_scheduler)
         check_positive(
-            num_features=num_features, horizon=horizon, series_std=series_std, hidden_size=hidden_size,
-            num_layers=num_layers, lr=lr,
+            num_features=num_features, n_steps=n_steps, horizon=horizon, series_std=series_std,
+            hidden_size=hidden_size, num_layers=num_layers,
         )  # fmt: skip
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
@@ -84,6 +85,7 @@ class SineRNN(Experiment):
         self.rnn = self.cell(num_features, hidden_size, num_layers, batch_first=True, dropout=inner_dropout)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden_size, horizon * num_features)
+        self.example_input_array = torch.zeros(1, n_steps, num_features)  # the model summary's sizes and FLOPs
 
     def forward(self, x: Tensor) -> Tensor:
         features = self.hparams.num_features
@@ -96,8 +98,11 @@ class SineRNN(Experiment):
             return self.head(self.dropout(out[:, -1]))
 
     def compute_loss(self, output: Tensor, target: Tensor) -> Tensor:
-        loss = nn.functional.mse_loss(output.float(), target.reshape(output.shape).float())
-        return loss if self.training else loss * self.hparams.series_std**2  # original scale for val/test
+        return nn.functional.mse_loss(output.float(), target.reshape(output.shape).float())
+
+    def reported_loss(self, loss: Tensor) -> Tensor:
+        """Standardized MSE → MSE on the original scale of the series (every stage logs this)."""
+        return loss * self.hparams.series_std**2
 
     def to_raw(self, z: Tensor) -> Tensor:
         """Standardized values → values on the original scale of the series."""
@@ -143,43 +148,24 @@ class SineRNN(Experiment):
         out = self.to_raw(torch.cat(chunks, dim=1)[:, :steps])
         return out.reshape(steps) if len(shape) == 1 else out.squeeze(-1) if len(shape) == 2 else out
 
-    def on_test_epoch_end(self) -> None:
-        super().on_test_epoch_end()
-        self.write_forecast()
+    def inference(self, x: Tensor) -> Tensor:
+        """Raw windows ``(N, n_steps)`` (``(N, n_steps, num_features)``) → the next ``horizon`` raw values.
 
-    def on_predict_epoch_end(self) -> None:
-        self.write_forecast()
+        Returns:
+            ``(N, horizon * num_features)``: ``(N, horizon)`` for one feature.
+        """
+        z = (x - self.hparams.series_mean) / self.hparams.series_std
+        return self.to_raw(self(z.unsqueeze(-1) if z.ndim == 2 else z))
 
-    def write_forecast(self) -> None:
-        """Forecast the DataModule's test part from the end of its validation data; write CSV and PNG (rank 0)."""
-        trainer, datamodule = self.trainer, self.trainer.datamodule
-        if trainer.fast_dev_run or not trainer.is_global_zero or not hasattr(datamodule, "continuation"):
-            return
-        history, truth, start = datamodule.continuation("test")
-        rollout = self.forecast(history, len(truth)).cpu()
-        windows = torch.cat([history, truth]).unfold(0, len(history), 1)[:-1]  # true past of every test value
-        one_step = self.forecast(windows, 1)[:, 0].cpu()
-        time = np.arange(start, start + len(truth))
-        table = np.column_stack([np.arange(1, len(truth) + 1), time, truth, one_step, rollout])
-        path = log_figure(trainer, "forecast", self.forecast_figure(time, truth, one_step, rollout))
-        np.savetxt(path.with_suffix(".csv"), table, "%.7g", ",", header="step,time,truth,one_step,rollout", comments="")
-        err = (rollout - truth).abs()
-        rank_zero_info(
-            f"forecast: {path} and .csv; rollout max |error| vs the series {err[:100].max():.4f} over the first "
-            f"{min(100, len(err))} steps, {err.max():.4f} over all {len(err)}"
-        )
+    def example_input(self, batch: int = 1) -> Tensor:
+        """Raw windows ``(batch, n_steps)`` (one feature) or ``(batch, n_steps, num_features)``, float32.
 
-    def forecast_figure(self, time: np.ndarray, truth: Tensor, one_step: Tensor, rollout: Tensor) -> Figure:
-        """Truth vs one-step predictions vs rollout over the test part."""
-        fig = new_figure(8.0, 3.5)
-        ax = fig.add_subplot()
-        ax.plot(time, truth, color="black", lw=2, alpha=0.4, label="truth")
-        ax.plot(time, one_step, color="tab:blue", lw=1, label="one-step prediction")
-        ax.plot(time, rollout, color="tab:red", lw=1, ls="--", label="rollout from the end of val")
-        ax.set(xlabel="time step", ylabel="value", title=f"{type(self).__name__}: forecast of the test part")
-        ax.margins(y=0.3)
-        ax.legend(loc="upper center", ncol=3, fontsize="small")
-        return fig
+        Values on the series' scale (mean ± std, normal), from a fixed seed of their own.
+        """
+        hp = self.hparams
+        shape = (batch, hp.n_steps) if hp.num_features == 1 else (batch, hp.n_steps, hp.num_features)
+        z = torch.randn(shape, generator=torch.Generator().manual_seed(0))
+        return z * hp.series_std + hp.series_mean
 
 
 class SineLSTM(SineRNN):

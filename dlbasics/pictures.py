@@ -1,0 +1,197 @@
+"""The pictures of a run, one callback each: saved as PNG in the run directory and sent to TensorBoard and wandb.
+
+    dlbasics fit --config configs/fashion_mnist_cnn.yaml   # learning curves; after the test, the test pictures
+
+Models compute and expose what a picture needs (``closed_form()``, ``test_confusion``, ``block_outputs()``,
+``forecast()``); these callbacks draw it, on global rank 0 only, and skip ``fast_dev_run`` smoke tests. Each
+is a default entry of ``trainer.callbacks`` (see ``dlbasics fit --print_config``) and does nothing for a model
+that lacks what it draws, so the same list serves every experiment; drop one by listing the others in YAML.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger
+from lightning.pytorch.utilities import rank_zero_info
+from matplotlib.figure import Figure
+from torch import Tensor
+
+from dlbasics import plots
+from dlbasics.runs import epoch_metrics, run_dir
+
+
+def log_figure(trainer: L.Trainer, name: str, fig: Figure) -> Path | None:
+    """Save ``fig`` as ``<run dir>/<name>.png`` and log it to every logger that shows images.
+
+    Only global rank 0 writes; other ranks, and ``fast_dev_run`` smoke tests, return ``None``. ``name`` may
+    hold ``/`` (e.g. ``test/confusion_matrix``): the PNG goes to ``<run dir>/test_confusion_matrix.png``.
+
+    Returns:
+        The PNG's path on rank 0.
+    """
+    if not trainer.is_global_zero or trainer.fast_dev_run:
+        return None
+    path = run_dir(trainer) / f"{name.replace('/', '_')}.png"  # trainer.log_dir is a collective
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.experiment.add_figure(name, fig, global_step=trainer.global_step, close=False)
+            logger.experiment.flush()
+        elif isinstance(logger, WandbLogger):
+            logger.log_image(key=name, images=[str(path)], step=trainer.global_step)
+    return path
+
+
+def _drawing(trainer: L.Trainer) -> bool:
+    return trainer.is_global_zero and not trainer.fast_dev_run
+
+
+def _class_names(trainer: L.Trainer, n: int) -> list[str]:
+    names = getattr(trainer.datamodule, "class_names", None)
+    return list(names) if names and len(names) == n else [str(i) for i in range(n)]
+
+
+class LearningCurves(Callback):
+    """At the end of fit, draw ``metrics.csv`` per epoch as ``learning_curves.png``."""
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        csv_logger = next((lg for lg in trainer.loggers if isinstance(lg, CSVLogger)), None)
+        if csv_logger is None or not _drawing(trainer):
+            return
+        csv_logger.save()
+        if (Path(csv_logger.log_dir) / "metrics.csv").is_file():
+            title = f"{type(pl_module).__name__}, {Path(csv_logger.log_dir).name}"
+            fig = plots.learning_curves_figure(epoch_metrics(csv_logger.log_dir), title=title)
+            rank_zero_info(f"learning curves: {log_figure(trainer, 'learning_curves', fig)}")
+
+
+class FittedCurve(Callback):
+    """For regressions (models with ``closed_form``): learned vs closed-form ``(w, b)``, printed and logged as
+    ``fit/w0…``, ``fit/b``, ``fit/closed_form_…``, and ``fitted_curve.png`` at the end of fit."""
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        train = getattr(trainer.datamodule, "splits", {}).get("train")
+        if not hasattr(pl_module, "closed_form") or train is None or not trainer.is_global_zero:
+            return
+        (w, b), (w_cf, b_cf) = pl_module.learned(), pl_module.closed_form(*train[:2])
+        fmt = lambda t: "[" + ", ".join(f"{v:.4f}" for v in t.tolist()) + "]"  # noqa: E731
+        print(
+            f"learned     w = {fmt(w)}, b = {b:.4f}\nclosed-form w = {fmt(w_cf)}, b = {b_cf:.4f}\n"
+            f"max |learned - closed-form| = {max((w - w_cf).abs().max(), (b - b_cf).abs()):.2e}",
+            flush=True,
+        )
+        values = {f"fit/w{i}": v for i, v in enumerate(w.tolist())} | {"fit/b": float(b)}
+        values |= {f"fit/closed_form_w{i}": v for i, v in enumerate(w_cf.tolist())} | {"fit/closed_form_b": float(b_cf)}
+        for logger in trainer.loggers:
+            logger.log_metrics(values, step=trainer.global_step)
+            logger.save()
+        log_figure(trainer, "fitted_curve", plots.fitted_curve_figure(*train[:2], pl_module))
+
+
+class ConfusionMatrix(Callback):
+    """``test_confusion_matrix.png`` after a test: the model's ``test_confusion`` metric, drawn by torchmetrics."""
+
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        metric = getattr(pl_module, "test_confusion", None)
+        if metric is None:
+            return
+        matrix = metric.compute()  # every rank takes part in the sync
+        if _drawing(trainer):
+            fig = plots.new_figure(7.0, 6.0)
+            ax = fig.add_subplot()
+            metric.plot(val=matrix, ax=ax, labels=_class_names(trainer, len(matrix)))
+            ax.set_title("test confusion matrix (rows: true, columns: predicted)")
+            log_figure(trainer, "test/confusion_matrix", fig)
+
+
+class MisclassifiedImages(Callback):
+    """``test_misclassified.png`` after a test of an image classifier: a grid titled "predicted (true …)".
+
+    Args:
+        max_images: Misclassified images kept for the grid.
+    """
+
+    def __init__(self, max_images: int = 25) -> None:
+        self.max_images = max_images
+        self.wrong: list[tuple[Tensor, Tensor, Tensor]] = []
+
+    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.wrong = []
+
+    def on_test_batch_end(self, trainer, pl_module, outputs: Any, batch: Any, batch_idx: int, dataloader_idx=0):
+        kept = sum(len(w[0]) for w in self.wrong)
+        if not isinstance(outputs, Tensor) or outputs.ndim != 2 or batch[0].ndim != 4 or kept >= self.max_images:
+            return
+        pred = outputs.argmax(-1)
+        miss = (pred != batch[1]).nonzero().reshape(-1)[: self.max_images - kept]
+        self.wrong.append((batch[0][miss].cpu(), pred[miss].cpu(), batch[1][miss].cpu()))
+
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.wrong and _drawing(trainer):
+            images, preds, targets = (torch.cat(t) for t in zip(*self.wrong, strict=True))
+            names = getattr(trainer.datamodule, "class_names", None)
+            log_figure(trainer, "test/misclassified", plots.misclassified_grid_figure(images, preds, targets, names))
+
+
+class ActivationMaps(Callback):
+    """``test_activations.png`` after a test of a model with ``block_outputs``: what each block sees.
+
+    Args:
+        num_images: Test images shown (rows).
+    """
+
+    def __init__(self, num_images: int = 4) -> None:
+        self.num_images = num_images
+        self.probe: Tensor | None = None
+
+    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.probe = None
+
+    def on_test_batch_end(self, trainer, pl_module, outputs: Any, batch: Any, batch_idx: int, dataloader_idx=0):
+        if self.probe is None and hasattr(pl_module, "block_outputs"):
+            self.probe = batch[0][: self.num_images]
+
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.probe is None or not _drawing(trainer):
+            return
+        if maps := pl_module.block_outputs(self.probe):
+            log_figure(trainer, "test/activations", plots.activation_maps_figure(self.probe.float(), maps))
+
+
+class Forecast(Callback):
+    """After ``test`` and ``predict`` of a forecaster (``forecast()``, DataModule with ``continuation()``): roll
+    the forecast out from the end of the validation data over the test part; ``forecast.png`` and ``forecast.csv``
+    (step, time, truth, one_step, rollout)."""
+
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.write(trainer, pl_module)
+
+    def on_predict_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if getattr(trainer.datamodule, "predict_path", None) is None:  # the user's own series: PredictionWriter
+            self.write(trainer, pl_module)
+
+    def write(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        datamodule = trainer.datamodule
+        if not hasattr(pl_module, "forecast") or not hasattr(datamodule, "continuation") or not _drawing(trainer):
+            return
+        history, truth, start = datamodule.continuation("test")
+        rollout = pl_module.forecast(history, len(truth)).cpu()
+        windows = torch.cat([history, truth]).unfold(0, len(history), 1)[:-1]  # true past of every test value
+        one_step = pl_module.forecast(windows, 1)[:, 0].cpu()
+        time = np.arange(start, start + len(truth))
+        fig = plots.forecast_figure(time, truth, one_step, rollout, title=f"{type(pl_module).__name__}: forecast")
+        path = log_figure(trainer, "forecast", fig)
+        table = np.column_stack([np.arange(1, len(truth) + 1), time, truth, one_step, rollout])
+        np.savetxt(path.with_suffix(".csv"), table, "%.7g", ",", header="step,time,truth,one_step,rollout", comments="")
+        err = (rollout - truth).abs()
+        rank_zero_info(
+            f"forecast: {path} and .csv; rollout max |error| vs the series {err[:100].max():.4f} over the first "
+            f"{min(100, len(err))} steps, {err.max():.4f} over all {len(err)}"
+        )

@@ -12,26 +12,31 @@ pictures) and a seed (42 unless configured). Built on LightningCLI's public API 
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 import logging
 import os
 import signal
 import sys
+import textwrap
 import warnings
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
+from jsonargparse import DefaultHelpFormatter
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.utilities.model_helpers import is_overridden
 
 import dlbasics.data
 import dlbasics.models  # noqa: F401  (registers the classes so short names resolve)
 from dlbasics import __version__
 from dlbasics.dashboards import SaveConfig
 from dlbasics.errors import one_line
+from dlbasics.resources import expand_config_args, experiment_names
 from dlbasics.runs import LOG_ROOT, find_checkpoint, keep_rows, read_csv_rows
 
 DEBUG_ENV = "DLBASICS_DEBUG"
@@ -57,8 +62,7 @@ CALLBACKS = [
 DESCRIPTION = f"""dlbasics {__version__}: the deep-learning-basics curriculum as PyTorch Lightning experiments.
 
 Experiments (configs shipped with the package; pass a bare name or a path to your own YAML):
-  linear_regression, polynomial_regression, rule_classifier, mnist_mlp_fishbook, mnist_mlp, mnist_cnn,
-  fashion_mnist_mlp, fashion_mnist_cnn, fashion_mnist_cnn_sprint, sine_lstm, sine_gru
+{textwrap.fill(", ".join(experiment_names()), 110, initial_indent="  ", subsequent_indent="  ")}
 Overlays after the experiment: trainer/ddp, trainer/ddp_cpu, trainer/bf16, trainer/fp16, logger/wandb.
 
   dlbasics fit --config fashion_mnist_cnn            # train, then test the best checkpoint
@@ -67,6 +71,10 @@ Overlays after the experiment: trainer/ddp, trainer/ddp_cpu, trainer/bf16, train
 
 --ckpt_path: a file, a URL, or Lightning's keywords; 'last' and 'best' mean the newest run of the same model
 and data under lightning_logs/ (its last.ckpt / best checkpoint), so `fit --ckpt_path last` resumes it."""
+
+
+class HelpFormatter(DefaultHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """jsonargparse's help, with the description's line breaks kept."""
 
 
 class DLBasicsCLI(LightningCLI):
@@ -81,7 +89,12 @@ class DLBasicsCLI(LightningCLI):
             seed_everything_default=42,
             save_config_callback=SaveConfig,
             save_config_kwargs={"overwrite": True},
-            parser_kwargs={"exit_on_error": False, "description": DESCRIPTION, "version": __version__},
+            parser_kwargs={
+                "exit_on_error": False,
+                "description": DESCRIPTION,
+                "version": __version__,
+                "formatter_class": HelpFormatter,
+            },
             auto_configure_optimizers=False,  # models take `optimizer` / `lr_scheduler` (dependency injection)
             args=args,
             run=run,
@@ -144,8 +157,12 @@ class DLBasicsCLI(LightningCLI):
         return trainer
 
     def before_fit(self) -> None:
-        if self.config.fit.get("test_after_fit") and not callable(getattr(self.datamodule, "test_dataloader", None)):
-            raise ValueError(f"{type(self.datamodule).__name__} has no test split: pass --test_after_fit false")
+        if not self.config.fit.get("test_after_fit"):
+            return
+        for name, obj, hook in (("data", self.datamodule, "test_dataloader"), ("model", self.model, "test_step")):
+            if obj is None or not is_overridden(hook, obj):
+                what = f"{type(obj).__name__} has no {hook}" if obj is not None else f"no {name}"
+                raise ValueError(f"test_after_fit: {what}, so there is nothing to test: pass --test_after_fit false")
 
     def after_fit(self) -> None:
         if not self.config.fit.get("test_after_fit") or self.trainer.interrupted:
@@ -212,7 +229,8 @@ def quiet_third_parties() -> None:
         ("torch.utils._pytree", r".*LeafSpec.* is deprecated"),  # Lightning 2.6's pytree shim on torch >= 2.9
         ("lightning.pytorch.utilities._pytree", r".*LeafSpec.* is deprecated"),
         ("lightning.pytorch.callbacks.model_checkpoint", r"The dirpath has changed"),  # every run has its own dir
-        ("jsonargparse", r".*"),  # jsonargparse >= 4.49 deprecations about how Lightning 2.6 calls it
+        # jsonargparse >= 4.49 deprecates calls Lightning 2.6 makes (add_instantiator, instantiate_classes, skip_none)
+        ("lightning.pytorch.cli", r"\s*(By default only one JsonargparseDeprecationWarning|.*deprecated in v4\.)"),
         ("lightning.pytorch.trainer.connectors.data_connector", r".*does not have many workers"),  # resident data
     ):
         warnings.filterwarnings("ignore", message=message, module=module)
@@ -230,8 +248,6 @@ def main(args: list[str] | None = None) -> None:
     for the full traceback. Ctrl-C (SIGINT) and SIGTERM stop gracefully (the last checkpoint stays usable) with
     exit status 130 and 143.
     """
-    from dlbasics.resources import expand_config_args
-
     if args is None:  # the console: LightningCLI reads sys.argv itself (and DDP relaunches from it)
         sys.argv[1:] = args = expand_config_args(sys.argv[1:])
         cli_args = None

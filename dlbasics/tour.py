@@ -5,10 +5,12 @@
     python -m dlbasics.tour --quick --only linear_regression rule_classifier
 
 Runs go through the same LightningCLI configs users run by hand, one after the other in this process,
-into ``lightning_logs/tour/<date-time>/runs/version_N``. ``REPORT.md`` beside them holds, per
-experiment, the reference value from the original material, the measured value, pass/fail, wall time,
-the run directory and its pictures. The exit status is non-zero when an experiment that ran misses its
-reference threshold; an experiment whose data cannot be had is reported as skipped, with how to get it.
+into ``lightning_logs/tour/<date-time>/runs/version_N``: one ``fit`` per experiment, which also tests the
+best checkpoint (``test_after_fit``), so training and test metrics and pictures share one run directory.
+``REPORT.md`` beside them holds, per experiment, the reference value from the original material, the
+measured value, pass/fail, wall time, the run directory and its pictures. The exit status is non-zero when
+an experiment that ran misses its reference threshold; an experiment whose data cannot be had is reported
+as skipped, with how to get it.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ Metrics = dict[str, float]
 
 
 @dataclass
-class Experiment:
+class Stop:
     """One tour stop: a config, how to judge its metrics, and what the quick tour overrides."""
 
     name: str
@@ -38,7 +40,6 @@ class Experiment:
     reference: str
     judge: Callable[[Metrics], tuple[str, bool]]
     quick: list[str] = field(default_factory=list)
-    test: bool = True
     # Datasets to try in order: (label, dataset name, config of the full tour, config of the quick tour).
     data: list[tuple[str, str, str, str]] = field(default_factory=list)
 
@@ -62,31 +63,29 @@ def _at_most(key: str, bar: float) -> Callable[[Metrics], tuple[str, bool]]:
     return lambda m: (f"{key} = {m.get(key, float('nan')):.2e} (bar {bar:g})", m.get(key, float("inf")) <= bar)
 
 
-def experiments(quick: bool) -> list[Experiment]:
-    """The curriculum in order; thresholds differ only where the quick recipe trains less."""
+def experiments() -> list[Stop]:
+    """The curriculum in order (the quick tour applies each stop's ``quick`` overrides and :data:`BARS`)."""
     return [
-        Experiment(
+        Stop(
             "linear_regression",
             "linear_regression.yaml",
             "d2l 3.2: w = [2, -3.4], b = 4.2 (error ~1e-3)",
             lambda m: _close(m, ["fit/w0", "fit/w1", "fit/b"], [2.0, -3.4, 4.2], 0.01),
-            test=False,
         ),
-        Experiment(
+        Stop(
             "polynomial_regression",
             "polynomial_regression.yaml",
             "seed task: y = 2x² + 3x + 4 → [4, 3, 2]",
             lambda m: _close(m, ["fit/b", "fit/w0", "fit/w1"], [4.0, 3.0, 2.0], 0.05),
             quick=["--trainer.max_epochs", "10"],
-            test=False,
         ),
-        Experiment(
+        Stop(
             "rule_classifier",
             "rule_classifier.yaml",
             "x[0] > x[4] is linearly separable: ≥ 0.99 accuracy",
             _at_least("test/acc", 0.99),
         ),
-        Experiment(
+        Stop(
             "mnist_mlp_fishbook",
             "mnist_mlp_fishbook.yaml",
             "fish book ch. 4: 784-50-10 sigmoid SGD ≈ 0.95 on MNIST; Zalando's MLP ≈ 0.87 on Fashion-MNIST",
@@ -97,7 +96,7 @@ def experiments(quick: bool) -> list[Experiment]:
                 ("Fashion-MNIST", "fashion_mnist", "mnist_mlp_fishbook.yaml", "mnist_mlp_fishbook.yaml"),
             ],
         ),
-        Experiment(
+        Stop(
             "mnist_cnn",
             "mnist_cnn.yaml",
             "2-conv CNN: ≥ 0.992 on MNIST; Zalando's table 0.876 to 0.932 for 2-conv nets on Fashion-MNIST",
@@ -107,10 +106,8 @@ def experiments(quick: bool) -> list[Experiment]:
                 ("Fashion-MNIST", "fashion_mnist", "fashion_mnist_cnn.yaml", "fashion_mnist_cnn_sprint.yaml"),
             ],
         ),
-        Experiment(
-            "sine_lstm", "sine_lstm.yaml", "seed 003: next-value forecast, MSE ≤ 1e-3", _at_most("val/loss", 1e-3)
-        ),
-        Experiment(
+        Stop("sine_lstm", "sine_lstm.yaml", "seed 003: next-value forecast, MSE ≤ 1e-3", _at_most("val/loss", 1e-3)),
+        Stop(
             "sine_gru", "sine_gru.yaml", "seed 003 (GRU): next-value forecast, MSE ≤ 1e-3", _at_most("val/loss", 1e-3)
         ),
     ]
@@ -125,7 +122,7 @@ BARS = {
 }
 
 
-def pick_data(exp: Experiment, quick: bool) -> tuple[str, list[str], str] | str:
+def pick_data(exp: Stop, quick: bool) -> tuple[str, list[str], str] | str:
     """The first dataset option whose files exist (or download), as (label, CLI args, config); else why not."""
     from dlbasics.data.mnist import DEBIAN_FASHION_MNIST, locate_split
 
@@ -171,8 +168,8 @@ class Result:
     data: str = ""
 
 
-def run_experiment(exp: Experiment, quick: bool, tour_dir: Path) -> Result:
-    """Fit (and test with the best checkpoint) through the CLI, then judge the logged metrics."""
+def run_experiment(exp: Stop, quick: bool, tour_dir: Path) -> Result:
+    """Fit (which tests the best checkpoint at its end) through the CLI, then judge the logged metrics."""
     from dlbasics.cli import main
 
     config, extra, label = exp.config, [], ""
@@ -185,14 +182,9 @@ def run_experiment(exp: Experiment, quick: bool, tour_dir: Path) -> Result:
     start = time.perf_counter()
     runs: list[Path] = []
     try:
-        main(["fit", *common, *(exp.quick if quick else [])])
+        main(["fit", *common, "--test_after_fit", "true", *(exp.quick if quick else [])])
         runs.append(newest_run(tour_dir))
         metrics = last_values(runs[0])
-        if exp.test:
-            best = sorted(runs[0].glob("checkpoints/best-*.ckpt")) or [runs[0] / "checkpoints" / "last.ckpt"]
-            main(["test", *common, "--ckpt_path", str(best[-1])])
-            runs.append(newest_run(tour_dir))
-            metrics |= last_values(runs[1])
     except SystemExit as err:
         return Result(
             exp.name, exp.reference, f"run failed (exit {err.code})", False, time.perf_counter() - start, runs, label
@@ -256,9 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these experiments (and scratch)")
     parser.add_argument("--out", default="lightning_logs/tour", help="folder of the dated tour folders")
     args = parser.parse_args(argv)
-    todo = [e for e in experiments(args.quick) if not args.only or e.name in args.only]
-    if args.only and (unknown := set(args.only) - {e.name for e in experiments(args.quick)} - {"scratch"}):
-        parser.error(f"unknown experiment(s) {sorted(unknown)}: use {[e.name for e in experiments(args.quick)]}")
+    todo = [e for e in experiments() if not args.only or e.name in args.only]
+    if args.only and (unknown := set(args.only) - {e.name for e in experiments()} - {"scratch"}):
+        parser.error(f"unknown experiment(s) {sorted(unknown)}: use {[e.name for e in experiments()]}")
     tour_dir = Path(args.out) / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     tour_dir.mkdir(parents=True, exist_ok=True)
     start, results = time.perf_counter(), []

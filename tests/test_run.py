@@ -1,0 +1,224 @@
+"""One run from data to a tested model (issue 13) and the CLI's promises (issue 15): console, signals, no junk.
+
+Every test drives `dlbasics` the way users do: `main([...])` in a temporary folder, or a subprocess.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+import yaml
+from helpers import CONFIGS, read_metrics
+
+from dlbasics.callbacks import FiniteLossGuard
+from dlbasics.cli import main, resolve_ckpt_path
+from dlbasics.models import RuleClassifier
+
+RULE = CONFIGS / "rule_classifier.yaml"
+SMALL = ["--data.num_train", "640", "--data.num_val", "200", "--data.num_test", "300"]
+DLBASICS = [sys.executable, "-m", "dlbasics"]
+
+
+def test_fit_tests_the_best_checkpoint_in_the_same_run(cli, tmp_path):
+    run = cli("fit", "--config", RULE, "--trainer.max_epochs", "3", *SMALL)
+    assert [p.name for p in (tmp_path / "lightning_logs").iterdir()] == ["version_0"]  # one run directory
+    metrics = read_metrics(run)
+    assert len(metrics["val/acc"]) == 3 and len(metrics["test/acc"]) == 1 and "test/f1" in metrics
+    assert {"learning_curves.png", "test_confusion_matrix.png"} <= {p.name for p in run.glob("*.png")}
+    (best,) = run.glob("checkpoints/best-*.ckpt")
+    epoch = torch.load(best, weights_only=True)["epoch"]
+    assert metrics["val/acc"][epoch] == max(metrics["val/acc"])  # validation picked it, not the test split
+    again = cli("test", "--config", RULE, *SMALL, "--ckpt_path", best)  # the same checkpoint tested on its own
+    assert read_metrics(again)["test/acc"] == metrics["test/acc"]
+
+
+def test_test_after_fit_can_be_switched_off_and_works_with_smoke_runs(cli, tmp_path):
+    run = cli("fit", "--config", RULE, "--trainer.max_epochs", "1", *SMALL, "--test_after_fit", "false")
+    assert not any(key.startswith("test/") for key in read_metrics(run))
+    cli("fit", "--config", RULE, "--trainer.fast_dev_run", "2")  # no loggers, no checkpoint: tests current weights
+
+
+def test_resumed_fit_tests_at_the_end(cli):
+    cli("fit", "--config", RULE, "--trainer.max_epochs", "1", *SMALL)
+    resumed = cli("fit", "--config", RULE, "--trainer.max_epochs", "2", *SMALL, "--ckpt_path", "last")
+    assert resumed.name == "version_1" and "test/acc" in read_metrics(resumed)
+
+
+class NoTestData(L.LightningDataModule):
+    """Vectors for the rule classifier with train and val splits but no test split."""
+
+    num_features, num_classes = 5, 2
+
+    def train_dataloader(self):
+        x = torch.rand(64, 5)
+        return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, (x[:, 0] > x[:, 4]).long()), 16)
+
+    val_dataloader = train_dataloader
+
+
+def test_test_after_fit_without_a_test_split_stops_before_training(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--model", "RuleClassifier", "--data", f"{__name__}.NoTestData"])
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "NoTestData has no test_dataloader" in err[0] and "--test_after_fit false" in err[0]
+    assert not (tmp_path / "lightning_logs").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--data.init_args.batch_size", "0"],
+        ["--model.optimizer.init_args.lr", "-1"],
+        ["--test_after_fit", "maybe"],
+        ["--trainer.max_epochs", "ten"],
+    ],
+)
+def test_a_refused_run_leaves_no_directory_and_takes_no_version(cli, tmp_path, args):
+    with pytest.raises(SystemExit) as exit_info:
+        cli("fit", "--config", RULE, *args)
+    assert exit_info.value.code != 0 and not (tmp_path / "lightning_logs").exists()
+    assert cli("fit", "--config", RULE, "--trainer.max_epochs", "1", *SMALL).name == "version_0"
+
+
+def test_plain_fit_console_is_quiet_and_in_order(tmp_path):
+    env = {**os.environ, "PYTHONWARNINGS": "default", "PYTHONUNBUFFERED": "1"}  # every warning shown, in order
+    proc = subprocess.run([*DLBASICS, "fit", "--config", "linear_regression"], cwd=tmp_path, env=env, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)  # fmt: skip
+    console = proc.stdout
+    assert proc.returncode == 0, console[-2000:]
+    for noise in ("Tip", "deprecated", "Warning", "warn(", "Total FLOPs: 0", "dirpath has changed", "stopped"):
+        assert noise not in console, (noise, console)
+    assert console.count("epoch 3/3 ") == 1
+    order = ["Seed set to 42", "Total FLOPs", "epoch 1/3 ", "epoch 3/3 ", "learning curves:", "closed-form w"]
+    order.append("test/loss")
+    positions = [console.index(marker) for marker in order]
+    assert positions == sorted(positions), console
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupt_stops_gracefully_with_the_conventional_exit_status(tmp_path, signum, code):
+    cmd = [*DLBASICS, "fit", "--config", RULE, "--trainer.max_epochs", "100000", *SMALL]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    last = tmp_path / "lightning_logs/version_0/checkpoints/last.ckpt"
+    deadline = time.monotonic() + 180
+    while not last.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert proc.poll() is None, proc.stderr.read()[-2000:]
+    time.sleep(0.5)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err[-2000:]
+    model = RuleClassifier.load_from_checkpoint(last)  # the last checkpoint stays usable
+    assert model(torch.rand(3, 5)).shape == (3,)
+
+
+class NaNAtStep(RuleClassifier):
+    """A rule classifier whose loss is NaN at one training batch."""
+
+    def __init__(self, bad_batch: int = 7) -> None:
+        super().__init__()
+        self.bad_batch = bad_batch
+
+    def training_step(self, batch, batch_idx):
+        loss = super().training_step(batch, batch_idx)
+        return loss * float("nan") if batch_idx == self.bad_batch else loss
+
+
+def test_nan_guard_reads_the_device_every_stride_and_names_the_first_bad_step():
+    x = torch.rand(320, 5)
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, (x[:, 0] > x[:, 4]).long()), 16)
+    guard = FiniteLossGuard(stride=5)
+    reads = []
+    guard.check = lambda trainer, check=guard.check: reads.append(trainer.global_step) or check(trainer)
+    trainer = L.Trainer(max_epochs=1, callbacks=[guard], logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+    with pytest.raises(FloatingPointError, match=r"became nan at epoch 0, step 8:"):
+        trainer.fit(NaNAtStep(bad_batch=7), data)  # batch 7 is optimizer step 8; 8 is not a multiple of 5
+    assert reads == [5, 10]  # read twice, not at every step; the error names step 8, where the loss went bad
+
+
+def test_ckpt_path_passes_urls_and_lightning_keywords_through(tmp_path):
+    for value in ("https://example.com/model.ckpt", "s3://bucket/model.ckpt", "hpc", "registry", "registry:m:v1"):
+        assert resolve_ckpt_path(value, "dlbasics.models.RuleClassifier", None) == value
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        resolve_ckpt_path(str(tmp_path / "nope.ckpt"), None, None)
+
+
+def test_default_callbacks_are_visible_and_can_be_dropped_in_yaml(cli, capsys, tmp_path):
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", str(RULE), "--print_config"])
+    config = yaml.safe_load(capsys.readouterr().out)
+    listed = [c["class_path"] for c in config["trainer"]["callbacks"]]
+    for name in ("ModelCheckpoint", "Progress", "PredictionWriter", "FiniteLossGuard", "LearningRateMonitor",
+                 "LearningCurves", "ConfusionMatrix", "Forecast"):  # fmt: skip
+        assert any(path.endswith(f".{name}") for path in listed), (name, listed)
+    assert config["checkpoint"]["monitor"] == "val/acc" and config["checkpoint"]["mode"] == "max"
+    fewer = [c for c in config["trainer"]["callbacks"] if not c["class_path"].endswith(".ConfusionMatrix")]
+    overlay = tmp_path / "fewer.yaml"
+    overlay.write_text(yaml.safe_dump({"trainer": {"callbacks": fewer}}))
+    run = cli("fit", "--config", RULE, "--config", overlay, "--trainer.max_epochs", "1", *SMALL)
+    assert (run / "learning_curves.png").is_file() and not (run / "test_confusion_matrix.png").exists()
+    assert "ConfusionMatrix" not in (run / "config.yaml").read_text()
+
+
+def test_a_checkpoint_naming_a_foreign_instantiator_runs_nothing(cli, tmp_path):
+    run = cli("fit", "--config", RULE, "--trainer.max_epochs", "1", *SMALL, "--test_after_fit", "false")
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    marker = tmp_path / "pwned"
+    (evil / "evil_payload.py").write_text(
+        f"from pathlib import Path\nPath({str(marker)!r}).touch()\n"
+        f"def run(*args, **kwargs):\n    Path({str(marker)!r}).write_text('ran')\n"
+    )
+    checkpoint = torch.load(run / "checkpoints/last.ckpt", weights_only=True)
+    checkpoint["hyper_parameters"]["_instantiator"] = "evil_payload.run"
+    bad = tmp_path / "bad.ckpt"
+    torch.save(checkpoint, bad)
+    sys.path.insert(0, str(evil))
+    try:
+        with pytest.raises(ValueError, match="not in the allowlist"):
+            RuleClassifier.load_from_checkpoint(bad)
+    finally:
+        sys.path.remove(str(evil))
+    assert "evil_payload" not in sys.modules and not marker.exists()
+    env = {**os.environ, "PYTHONPATH": str(evil)}
+    proc = subprocess.run([*DLBASICS, "test", "--config", RULE, *SMALL, "--ckpt_path", bad], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert not marker.exists(), proc.stderr[-2000:]
+
+
+def test_version_help_and_concrete_choices(capsys):
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.strip().endswith("0.1.0")
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "rule_classifier" in out and "fashion_mnist_cnn_sprint" in out and "'last' and 'best'" in out
+    with pytest.raises(SystemExit):
+        main(["fit", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for abstract in ("dlbasics.models.base", "ImageClassifier", "SineRNN", "InMemoryDataModule", "SyntheticData"):
+        assert abstract not in out, abstract
+    assert "dlbasics.models.SineGRU" in out and "--optimizer " not in out and "--lr_scheduler " not in out
+
+
+def test_no_private_lightning_names_in_the_package():
+    package = Path(__file__).resolve().parents[1] / "dlbasics"
+    for path in package.rglob("*.py"):
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            if "lightning" in line and "import" in line:
+                names = line.split("import", 1)[1]
+                assert not any(n.strip().startswith("_") for n in names.split(",")), f"{path}:{number}: {line}"
+
+

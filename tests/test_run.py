@@ -220,5 +220,3 @@ def test_no_private_lightning_names_in_the_package():
             if "lightning" in line and "import" in line:
                 names = line.split("import", 1)[1]
                 assert not any(n.strip().startswith("_") for n in names.split(",")), f"{path}:{number}: {line}"
-
-

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from helpers import CONFIGS, N_TEST, N_TRAIN, N_VAL, fixture_data, idx_bytes, read_metrics
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch import nn
 
 from dlbasics.cli import main
@@ -330,11 +331,14 @@ def test_cnn_test_run_shows_misclassified_images_and_activation_maps(cli, idx):
         "32-true",
         *fixture_data(idx),
     ]
-    run = cli("fit", "--config", config, *fast)
-    tested = cli("test", "--config", config, "--ckpt_path", run / "checkpoints" / "last.ckpt", *fast)
-    for name in ("test_confusion_matrix", "test_misclassified", "test_activations"):
-        image = matplotlib.image.imread(tested / f"{name}.png")
+    run = cli("fit", "--config", config, *fast)  # tests the best checkpoint at the end, in the same run
+    events = EventAccumulator(str(run), size_guidance={"images": 0})
+    events.Reload()
+    for name in ("test_confusion_matrix", "test_misclassified", "test_activations", "learning_curves"):
+        image = matplotlib.image.imread(run / f"{name}.png")
         assert image.ndim == 3 and min(image.shape[:2]) > 100, name
+        tag = name.replace("test_", "test/", 1)
+        assert events.Images(tag)[0].encoded_image_string.startswith(b"\x89PNG"), tag  # and in TensorBoard
 
 
 # --- DDP ----------------------------------------------------------------------------------------------------------

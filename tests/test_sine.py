@@ -12,6 +12,7 @@ import pytest
 import torch
 import yaml
 from helpers import CONFIGS, latest_run, read_metrics
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from dlbasics.cli import main
 from dlbasics.data import SineData
@@ -79,6 +80,12 @@ def test_rollout_from_end_of_validation_stays_on_the_sine(trained):
 
 def test_test_and_predict_write_forecast_files(trained):
     name, run = trained
+    assert (run / "forecast.png").is_file() and (run / "forecast.csv").is_file()  # fit tested its best checkpoint
+    events = EventAccumulator(str(run), size_guidance={"images": 0})
+    events.Reload()
+    assert {"forecast", "learning_curves"} <= set(events.Tags()["images"])
+    metrics = read_metrics(run)  # every stage's loss is the MSE of raw values: comparable on one axis
+    assert metrics["train/loss"][-1] < 1e-3 and metrics["test/loss"][-1] < 1e-3
     ckpt = run / "checkpoints" / "last.ckpt"
     tested = run_cli(run, "test", "--config", CONFIGS / name, "--ckpt_path", ckpt)
     assert read_metrics(tested)["test/loss"][-1] <= 1e-3

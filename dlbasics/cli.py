@@ -232,6 +232,8 @@ def quiet_third_parties() -> None:
         # jsonargparse >= 4.49 deprecates calls Lightning 2.6 makes (add_instantiator, instantiate_classes, skip_none)
         ("lightning.pytorch.cli", r"\s*(By default only one JsonargparseDeprecationWarning|.*deprecated in v4\.)"),
         ("lightning.pytorch.trainer.connectors.data_connector", r".*does not have many workers"),  # resident data
+        # Resident-tensor loaders are not DataLoaders; PredictionWriter restores the sample order itself.
+        ("lightning.pytorch.loops.prediction_loop", r"Couldn't infer the batch indices"),
     ):
         warnings.filterwarnings("ignore", message=message, module=module)
     # An advertisement; the epoch lines already say where fit stopped; the next line names the checkpoint again.

@@ -116,8 +116,8 @@ def test_ddp_only_rank_zero_writes(cli, monkeypatch, tmp_path):
     wandb.finish()
     wandb.teardown()
     assert run.name == "version_0" and [p.name for p in run.parent.glob("version_*")] == ["version_0"]
-    pngs = [p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.png") if "wandb" not in p.parts]
-    assert pngs == ["lightning_logs/version_0/learning_curves.png"]
+    pngs = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.png") if "wandb" not in p.parts)
+    assert pngs == [f"lightning_logs/version_0/{name}.png" for name in ("learning_curves", "test_confusion_matrix")]
     assert len(list(tmp_path.glob("lightning_logs/wandb/offline-run-*/files/media/images/learning_curves*"))) == 1
     assert not (tmp_path / "wandb").exists()  # spawned workers too keep wandb's files inside lightning_logs
     (run_file,) = (tmp_path / "lightning_logs" / "wandb").glob("offline-run-*/run-*.wandb")

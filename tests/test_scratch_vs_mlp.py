@@ -18,7 +18,7 @@ def test_scratch_two_layer_net_matches_mnistmlp_on_fashion_mnist(cli):
     # The fish-book recipe through Lightning: 784-50-10 sigmoid, N(0, 0.01²), SGD lr 0.1, batch 100, 10,000 steps.
     fish = ("--config", CONFIGS / "mnist_mlp_fishbook.yaml", "--data.dataset", "fashion_mnist", "--data.root", "null",
             "--data.download", "false")  # fmt: skip
-    run = cli("fit", *fish)
+    run = cli("fit", *fish, "--test_after_fit", "false")
     tested = cli("test", *fish, "--ckpt_path", run / "checkpoints" / "last.ckpt")
     lightning_acc = read_metrics(tested)["test/acc"][-1]
 

@@ -1,0 +1,58 @@
+"""Learning-rate schedules whose length is the run's: the step count comes from the trainer, in one place.
+
+    dlbasics fit --config rule_classifier   # lr_scheduler: dlbasics.models.schedules.CosineAnnealingLR
+
+The models take ``lr_scheduler: LRSchedulerCallable`` (LightningCLI dependency injection, any
+``torch.optim.lr_scheduler`` class); :func:`run_length_kwargs` fills in the arguments that mean "the length of
+the run in steps" when the config leaves them out, so a schedule follows ``max_epochs``/``max_steps``.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Any
+
+import torch
+
+#: Scheduler arguments that mean "the length of the run in steps"; left out, the run's step count fills them.
+RUN_LENGTH_ARGS = ("total_steps", "T_max")
+
+
+class CosineAnnealingLR(torch.optim.lr_scheduler.CosineAnnealingLR):
+    """torch's ``CosineAnnealingLR`` with ``T_max`` optional: left out, it is the run's number of optimizer steps.
+
+    Args:
+        optimizer: The wrapped optimizer.
+        T_max: Steps of the half cosine (``None``: the whole run, filled in by :meth:`Experiment.configure_optimizers`).
+        eta_min: Final learning rate.
+        last_epoch: Index of the last step (-1 to start).
+    """
+
+    def __init__(
+        self, optimizer: torch.optim.Optimizer, T_max: int | None = None, eta_min: float = 0.0, last_epoch: int = -1
+    ) -> None:
+        if T_max is None:
+            raise ValueError("CosineAnnealingLR needs T_max: give it, or let the model fill in the run's step count")
+        super().__init__(optimizer, T_max=T_max, eta_min=eta_min, last_epoch=last_epoch)
+
+
+def scheduler_class(scheduler: Any) -> type | None:
+    """The scheduler class behind an injected callable (jsonargparse passes a ``functools.partial``)."""
+    while isinstance(scheduler, functools.partial):
+        classes = [a for a in scheduler.args if isinstance(a, type)]
+        scheduler = classes[-1] if classes else scheduler.func
+    return scheduler if isinstance(scheduler, type) else None
+
+
+def run_length_kwargs(scheduler: Any, steps: int) -> dict[str, int]:
+    """``{name: steps}`` for the run-length arguments (:data:`RUN_LENGTH_ARGS`) the scheduler takes, left out."""
+    cls = scheduler_class(scheduler)
+    if cls is None:
+        return {}
+    given = scheduler.keywords if isinstance(scheduler, functools.partial) else {}
+    params = inspect.signature(cls).parameters
+    fill = {name: steps for name in RUN_LENGTH_ARGS if name in params and given.get(name) is None}
+    if "total_steps" in fill and (given.get("epochs") or given.get("steps_per_epoch")):
+        fill.pop("total_steps")  # OneCycleLR given epochs and steps_per_epoch instead
+    return fill

@@ -44,7 +44,7 @@ def torchvision_root() -> Path:
 
 
 def spawn(cmd: list[str], env_extra: dict[str, str] | None = None) -> dict:
-    """Run ``cmd``; return its JSON event lines, wall seconds and peak RSS in MiB (from ``wait4``)."""
+    """Run ``cmd``; return its JSON event lines, wall seconds, peak RSS in MiB and page faults (from ``wait4``)."""
     env = {
         **os.environ,
         "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
@@ -64,7 +64,13 @@ def spawn(cmd: list[str], env_extra: dict[str, str] | None = None) -> dict:
         raise RuntimeError(f"{' '.join(map(str, cmd[:5]))}… failed: {(work / 'stderr').read_text()[-1500:]}")
     lines = (work / "stdout").read_text().splitlines()
     events = [json.loads(line) for line in lines if line.startswith('{"')]
-    return {"events": events, "wall": wall, "peak_rss_mib": usage.ru_maxrss / 1024}
+    return {
+        "events": events,
+        "wall": wall,
+        "peak_rss_mib": usage.ru_maxrss / 1024,
+        "minor_faults": usage.ru_minflt,
+        "major_faults": usage.ru_majflt,
+    }
 
 
 PEERS = {"a": "peer_pytorch.py", "b": "peer_lightning.py"}

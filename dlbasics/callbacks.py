@@ -9,6 +9,7 @@ a ``trainer.callbacks`` list in YAML replaces them (``--trainer.callbacks+=X`` o
 from __future__ import annotations
 
 import csv
+import math
 import sys
 import time
 from pathlib import Path
@@ -141,36 +142,44 @@ class Progress(RichProgressBar):
 class FiniteLossGuard(Callback):
     """Stop training with a clear error when the training loss became NaN or infinite.
 
-    Reading a loss on the host forces a device sync every step, so the guard keeps its record on the device
-    (which step first had a non-finite loss, and that loss, via ``torch.where``) and reads it every ``stride``
-    steps, at the end of each epoch and before every checkpoint is written. The error names the epoch and
-    step where the loss first went bad; it ends the run before a checkpoint of diverged weights is written,
-    so the last good ``last.ckpt`` stays what it was, and ``dlbasics`` exits non-zero.
+    On an accelerator, reading a loss on the host waits for the device every step, so the guard keeps its
+    record there (which step first had a non-finite loss, and that loss, via ``torch.where``) and reads it
+    every ``stride`` steps, at the end of each epoch and before every checkpoint is written. On the CPU a read
+    costs nothing, so the record is kept on the host (cheaper than the device bookkeeping; see
+    ``benchmarks/results/guard.md``) and read on the same schedule. The error names the epoch and step where
+    the loss first went bad; it ends the run before a checkpoint of diverged weights is written, so the last
+    good ``last.ckpt`` stays what it was, and ``dlbasics`` exits non-zero.
 
     Args:
-        stride: Read the record every ``stride`` training steps (1: every step, as a host check would).
+        stride: Read the record every ``stride`` training steps (1: every step).
+        on_device: Keep the record on the loss's device (``None``: on accelerators, not on the CPU).
     """
 
-    def __init__(self, stride: int = 50) -> None:
+    def __init__(self, stride: int = 50, on_device: bool | None = None) -> None:
         if stride < 1:
             raise ValueError(f"stride must be >= 1, got {stride}")
-        self.stride = stride
+        self.stride, self.on_device = stride, on_device
+        self.bad: tuple[int, int, float] | None = None  # (epoch, step, loss) of the first non-finite loss
         self.steps: list[tuple[int, int]] = []  # (epoch, global step) of each step since the last read
-        self.count = self.bad_index = self.bad_loss = None
+        self.count = self.bad_index = self.bad_loss = None  # the device-side record
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if loss is None:
             return
-        loss = loss.detach().float().reshape(-1)[0]
-        if self.count is None or self.count.device != loss.device:
-            self.count = torch.zeros((), dtype=torch.long, device=loss.device)
-            self.bad_index, self.bad_loss = torch.full_like(self.count, -1), torch.zeros_like(loss)
-        fresh = (self.bad_index < 0) & ~torch.isfinite(loss)
-        self.bad_index = torch.where(fresh, self.count, self.bad_index)
-        self.bad_loss = torch.where(fresh, loss, self.bad_loss)
-        self.count += 1
+        loss = loss.detach().reshape(-1)[0]
         self.steps.append((trainer.current_epoch, trainer.global_step))
+        if not (self.on_device if self.on_device is not None else loss.device.type != "cpu"):
+            if self.bad is None and not math.isfinite(value := loss.item()):
+                self.bad = (*self.steps[-1], value)
+        else:
+            if self.count is None or self.count.device != loss.device:
+                self.count = torch.zeros((), dtype=torch.long, device=loss.device)
+                self.bad_index, self.bad_loss = torch.full_like(self.count, -1), torch.zeros_like(loss.float())
+            fresh = (self.bad_index < 0) & ~torch.isfinite(loss)
+            self.bad_index = torch.where(fresh, self.count, self.bad_index)
+            self.bad_loss = torch.where(fresh, loss.float(), self.bad_loss)
+            self.count += 1
         if len(self.steps) >= self.stride:
             self.check(trainer)
 
@@ -181,19 +190,19 @@ class FiniteLossGuard(Callback):
         self.check(trainer)
 
     def check(self, trainer: L.Trainer) -> None:
-        """Raise ``FloatingPointError`` if a non-finite loss was recorded (one host read)."""
-        if self.bad_index is None or not self.steps:
-            return
-        index = int(self.bad_index)
-        if index < 0:
+        """Raise ``FloatingPointError`` if a non-finite loss was recorded (at most one device read)."""
+        if self.bad is None and self.bad_index is not None and (index := int(self.bad_index)) >= 0:
+            self.bad = (*self.steps[index], float(self.bad_loss))
+        if self.bad is None:
             self.steps.clear()
-            self.count.zero_()
+            if self.count is not None:
+                self.count.zero_()
             return
-        epoch, step = self.steps[index]
+        epoch, step, loss = self.bad
         ckpt = trainer.checkpoint_callback
         last = getattr(ckpt, "last_model_path", "") or getattr(ckpt, "best_model_path", "")
         kept = f"last good checkpoint: {last}" if last else "no checkpoint was written yet"
         raise FloatingPointError(
-            f"training loss became {float(self.bad_loss)} at epoch {epoch}, step {step}: "
+            f"training loss became {loss} at epoch {epoch}, step {step}: "
             f"lower the learning rate or check the data ({kept})"
         )

@@ -18,8 +18,10 @@ import torch
 from helpers import CONFIGS, N_TEST, N_TRAIN, N_VAL, fixture_data, idx_bytes, read_metrics
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch import nn
+from torch.utils.data import DistributedSampler
 
 from dlbasics.cli import main
+from dlbasics.data.memory import InMemoryLoader
 from dlbasics.data.mnist import DEBIAN_FASHION_MNIST, MNISTDataModule, pixel_stats, random_shift, read_split
 from dlbasics.models import MNISTCNN, MNISTMLP
 
@@ -192,7 +194,7 @@ def test_batches_are_sliced_and_reshuffled_every_epoch_reproducibly(idx):
 
     def epoch_ids(module: MNISTDataModule, epoch: int) -> list[list[int]]:
         loader = module.train_dataloader()
-        loader.set_epoch(epoch)
+        loader.sampler.set_epoch(epoch)
         return [sample_ids(batch[0]).tolist() for batch in loader]
 
     first = epoch_ids(dm, 0)
@@ -217,10 +219,70 @@ def test_random_shift_moves_whole_batches_within_the_limit():
     assert torch.equal(random_shift(x, 0), x)
 
 
-def test_augmentation_is_off_by_default_and_never_applied_outside_training(idx):
-    dm = datamodule(idx["flat"], shift=2)
-    batch = dm.splits["test"]
-    assert torch.equal(dm.on_after_batch_transfer(batch, 0)[0], dm.on_after_batch_transfer(batch, 0)[0])
+def as_uint8(images: torch.Tensor) -> torch.Tensor:
+    """Pixels in [0, 1] ``(N, 1, 28, 28)`` back to the uint8 ``(N, 28, 28)`` they were made from."""
+    return images[:, 0].mul(255).round().to(torch.uint8)
+
+
+class BatchRecorder(L.LightningModule):
+    """Keeps the images each stage's steps receive, with the training samples' positions in the resident split."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = nn.Linear(784, 10)
+        self.seen: dict[str, list[tuple[torch.Tensor, torch.Tensor | None]]] = {"train": [], "val": [], "test": []}
+
+    def training_step(self, batch, batch_idx):
+        loader = self.trainer.train_dataloader
+        positions = loader.indices()[batch_idx * loader.batch_size :][: len(batch[0])]
+        self.seen["train"].append((as_uint8(batch[0]), positions))
+        return nn.functional.cross_entropy(self.layer(batch[0].flatten(1)), batch[1])
+
+    def validation_step(self, batch, batch_idx):
+        self.seen["val"].append((as_uint8(batch[0]), None))
+
+    def test_step(self, batch, batch_idx):
+        self.seen["test"].append((as_uint8(batch[0]), None))
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+
+def offsets(image: torch.Tensor, original: torch.Tensor, shift: int) -> list[tuple[int, int]]:
+    """The moves ``(dy, dx)`` within ``shift`` (zero-filled) that turn ``original`` into ``image`` (both 28x28)."""
+    padded = nn.functional.pad(original, (shift, shift, shift, shift))
+    moves = [(dy, dx) for dy in range(-shift, shift + 1) for dx in range(-shift, shift + 1)]
+    return [(dy, dx) for dy, dx in moves if torch.equal(padded[shift - dy :][:28, shift - dx :][:, :28], image)]
+
+
+@pytest.mark.parametrize("shift", [0, 2])
+def test_shifted_batches_reach_training_step_and_never_validation_or_test(idx, tmp_path, shift):
+    trainer = L.Trainer(
+        accelerator="cpu", devices=1, max_epochs=2, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
+    )  # fmt: skip
+    dm = MNISTDataModule(root=str(idx["flat"]), verify=False, num_val=N_VAL, shift=shift, batch_size=32)
+    model = BatchRecorder()
+    trainer.fit(model, datamodule=dm)
+    trainer.test(model, datamodule=dm)
+    pixels = {split: dm.splits[split][0] for split in ("train", "val", "test")}
+    moves = []
+    for images, positions in model.seen["train"]:
+        for image, original in zip(images, pixels["train"][positions], strict=True):
+            found = offsets(image, original, shift)
+            assert found, "a training image is not its resident image moved within the shift"
+            moves.append(found)
+    assert len(moves) == 2 * (N_TRAIN - N_VAL)  # every training image of both epochs was checked
+    moved = sum((0, 0) not in m for m in moves)
+    if shift:  # 24 of the 25 moves change an image: nearly all training images arrive shifted
+        assert moved > 0.8 * len(moves)
+    else:
+        assert moved == 0
+    # Validation (sanity check and every epoch) and test batches are the resident images, untouched.
+    for stage, split in (("val", "val"), ("test", "test")):
+        assert model.seen[stage]
+        for images, _ in model.seen[stage]:
+            assert torch.equal(images, pixels[split][: len(images)])
     assert MNISTDataModule().shift == 0
 
 
@@ -363,6 +425,12 @@ class SeenRecorder(L.LightningModule):
         self.seen: list[torch.Tensor] = []
 
     def training_step(self, batch, batch_idx):
+        # Our own loader and its own DistributedSampler, which Lightning set to this epoch (nothing injected).
+        loader = self.trainer.train_dataloader
+        assert type(loader) is InMemoryLoader and type(loader.sampler) is DistributedSampler
+        assert (loader.sampler.rank, loader.sampler.num_replicas, loader.sampler.epoch) == (
+            self.global_rank, 2, self.current_epoch,
+        )  # fmt: skip
         x, y, position = batch
         shard = (N_TRAIN - N_VAL) // 2  # global batch 20 = 10 on each of the 2 processes
         assert x.shape[1:] == (1, 28, 28) and len(position) == min(10, shard - 10 * batch_idx)

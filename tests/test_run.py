@@ -134,10 +134,11 @@ class NaNAtStep(RuleClassifier):
         return loss * float("nan") if batch_idx == self.bad_batch else loss
 
 
-def test_nan_guard_reads_the_device_every_stride_and_names_the_first_bad_step():
+@pytest.mark.parametrize("on_device", [True, False])
+def test_nan_guard_reads_its_record_every_stride_and_names_the_first_bad_step(on_device):
     x = torch.rand(320, 5)
     data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, (x[:, 0] > x[:, 4]).long()), 16)
-    guard = FiniteLossGuard(stride=5)
+    guard = FiniteLossGuard(stride=5, on_device=on_device)  # the device-side record also works on CPU tensors
     reads = []
     guard.check = lambda trainer, check=guard.check: reads.append(trainer.global_step) or check(trainer)
     trainer = L.Trainer(max_epochs=1, callbacks=[guard], logger=False, enable_checkpointing=False,

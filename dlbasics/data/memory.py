@@ -4,7 +4,7 @@
 
 Small datasets (synthetic vectors, MNIST, sine windows) fit in memory, so each split is kept as a
 tuple of tensors and batches are produced by indexing them: no per-sample ``__getitem__``, no
-worker processes. :class:`InMemoryLoader` follows ``DistributedSampler``'s semantics, so under DDP
+worker processes. :class:`InMemoryLoader` takes its order from a ``DistributedSampler``, so under DDP
 every rank sees its own disjoint shard each epoch and the union of the ranks' k-th batches is the
 single-process k-th batch.
 """
@@ -18,19 +18,28 @@ from collections.abc import Iterator, Sequence
 import lightning as L
 import torch
 from torch import Tensor
+from torch.utils.data import DistributedSampler
 
 
 class InMemoryLoader:
-    """Iterable of batches sliced from tensors that share their first dimension.
+    """Iterable of batches sliced from tensors that share their first dimension, in a ``DistributedSampler``'s order.
+
+    The order comes from a real :class:`~torch.utils.data.DistributedSampler` over the sample indices, exposed as
+    :attr:`sampler`: Lightning calls ``loader.sampler.set_epoch(epoch)`` before every epoch (also after a resume), as
+    for a ``DataLoader``, which reshuffles. Not being a ``DataLoader``, the loader is never given another sampler by
+    Lightning (``use_distributed_sampler`` only rewrites ``DataLoader`` objects).
+
+    Training (``shuffle``) keeps the sampler's padding, so every rank takes the same number of steps; evaluation drops
+    it, so each sample is counted exactly once and DDP metrics equal the single-process ones.
 
     Args:
         tensors: The split, e.g. ``(x, y)``; all share ``len``.
         batch_size: Samples per batch on this process (global batch / world size).
-        shuffle: Reshuffle every epoch from ``seed + epoch`` (call :meth:`set_epoch`).
+        shuffle: Reshuffle every epoch from ``seed + epoch`` (Lightning calls ``sampler.set_epoch``).
         seed: Base seed of the permutation.
         rank: This process's rank.
         world_size: Number of processes sharing the data.
-        drop_last: Drop the last incomplete batch.
+        drop_last: Drop the last incomplete batch (as ``DataLoader``'s ``drop_last``; the sampler never drops samples).
     """
 
     def __init__(
@@ -47,51 +56,37 @@ class InMemoryLoader:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.tensors = tuple(tensors)
         self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.seed = seed
-        self.rank = rank
-        self.world_size = world_size
         self.drop_last = drop_last
-        self.epoch = 0
-        # Lightning calls ``loader.sampler.set_epoch(epoch)`` before every epoch (also after a resume).
-        self.sampler = self
-        self.batch_sampler = None
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the permutation of ``epoch``."""
-        self.epoch = epoch
+        # ``range`` is all a sampler needs of a dataset: its length.
+        self.sampler = DistributedSampler(
+            range(len(self.tensors[0])), num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed
+        )
+        self.batch_sampler = None  # batches are slices of the sampler's order (Lightning reads this attribute)
 
     @property
     def num_samples(self) -> int:
-        """Samples this rank sees per epoch (the shard is padded when shuffling, as DistributedSampler)."""
-        n = len(self.tensors[0])
-        return math.ceil(n / self.world_size) if self.shuffle else len(range(self.rank, n, self.world_size))
+        """Samples this rank sees per epoch: the sampler's padded share when shuffling, its own samples otherwise."""
+        s = self.sampler
+        return s.num_samples if s.shuffle else len(range(s.rank, len(s.dataset), s.num_replicas))
 
     def indices(self) -> Tensor:
-        """This rank's sample indices for the current epoch."""
-        n = len(self.tensors[0])
-        if not self.shuffle:
-            return torch.arange(self.rank, n, self.world_size)
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        order = torch.randperm(n, generator=generator)
-        padded = math.ceil(n / self.world_size) * self.world_size
-        if padded > n:  # repeat the head so every rank gets the same number of batches
-            order = torch.cat([order, order[: padded - n]])
-        return order[self.rank : padded : self.world_size]
+        """This rank's sample indices for the current epoch, in the order batches are cut from them."""
+        # With its padding dropped, a rank's share is a prefix of the sampler's: padding is appended at the end.
+        return torch.tensor(list(self.sampler), dtype=torch.long)[: self.num_samples]
 
     def __len__(self) -> int:
         rounding = math.floor if self.drop_last else math.ceil
         return rounding(self.num_samples / self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
-        idx = self.indices().to(self.tensors[0].device)
-        contiguous = not self.shuffle and self.world_size == 1
-        for b in range(len(self)):
-            if contiguous:  # views, no copy
+        if not self.sampler.shuffle and self.sampler.num_replicas == 1:  # the order is 0..n-1: views, no copy
+            for b in range(len(self)):
                 yield tuple(t[b * self.batch_size : (b + 1) * self.batch_size] for t in self.tensors)
-            else:
-                sel = idx[b * self.batch_size : (b + 1) * self.batch_size]
-                yield tuple(t[sel] for t in self.tensors)
+            return
+        idx = self.indices().to(self.tensors[0].device)
+        for b in range(len(self)):
+            sel = idx[b * self.batch_size : (b + 1) * self.batch_size]
+            yield tuple(t[sel] for t in self.tensors)
 
 
 class InMemoryDataModule(L.LightningDataModule, ABC):

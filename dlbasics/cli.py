@@ -34,7 +34,7 @@ from lightning.pytorch.utilities.model_helpers import is_overridden
 import dlbasics.data
 import dlbasics.models  # noqa: F401  (registers the classes so short names resolve)
 from dlbasics import __version__
-from dlbasics.dashboards import SaveConfig
+from dlbasics.dashboards import SaveConfig, resume_wandb_run
 from dlbasics.errors import one_line
 from dlbasics.resources import expand_config_args, experiment_names
 from dlbasics.runs import LOG_ROOT, find_checkpoint, keep_rows, read_csv_rows
@@ -139,6 +139,8 @@ class DLBasicsCLI(LightningCLI):
         config = self.config[self.subcommand] if self.subcommand else self.config
         if config.get("num_threads"):
             torch.set_num_threads(config.num_threads)
+        if self.subcommand == "fit":
+            resume_wandb_run(config)  # from a checkpoint: log into its wandb run
         trainer = config.trainer
         # The user switched these off: drop their default callbacks rather than fail on the contradiction.
         drop = (["Progress", "ProgressBar"] if trainer.get("enable_progress_bar") is False else []) + (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import socket
 import struct
@@ -10,13 +11,15 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+import yaml
 from helpers import CONFIGS, read_metrics
+from lightning.pytorch.loggers import WandbLogger as LightningWandbLogger
 from matplotlib.image import imread
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from dlbasics import plots
 from dlbasics.callbacks import Progress
-from dlbasics.dashboards import WandbLogger, has_api_key, redact, wandb_mode
+from dlbasics.dashboards import WandbLogger, has_api_key, redact, resume_wandb_run, wandb_mode
 
 WANDB = CONFIGS / "logger" / "wandb.yaml"
 FAKE_KEY = "0123456789abcdef0123456789abcdef01234567"  # shaped like a wandb key; must never be written
@@ -104,6 +107,85 @@ def test_wandb_overlay_writes_an_offline_run(cli, monkeypatch, no_network, tmp_p
         assert not path.is_file() or FAKE_KEY.encode() not in path.read_bytes(), path
 
 
+def test_wandb_options_from_the_cli_and_a_resumed_fit_continues_the_run(cli, monkeypatch, no_network, tmp_path):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)
+    wandb_args = ["--config", WANDB, "--trainer.logger.init_args.notes", "first try",
+                  "--trainer.logger.init_args.tags", "[baseline, sgd]", "--trainer.logger.init_args.job_type", "train",
+                  "--trainer.logger.init_args.prefix", "lin"]  # fmt: skip
+    first = cli("fit", "--config", CONFIGS / "linear_regression.yaml", *wandb_args, "--trainer.max_epochs", "1",
+                "--data.num_train", "100", "--test_after_fit", "false")  # fmt: skip
+    import wandb
+
+    wandb.finish()
+    second = cli("fit", "--config", CONFIGS / "linear_regression.yaml", *wandb_args, "--trainer.max_epochs", "2",
+                 "--data.num_train", "100", "--test_after_fit", "false", "--ckpt_path", "last")  # fmt: skip
+    wandb.finish()
+    wandb.teardown()
+    assert (first.name, second.name) == ("version_0", "version_1")
+    run_files = sorted((tmp_path / "lightning_logs" / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(run_files) == 2  # offline, wandb writes the resumed part beside; `wandb sync` appends it to the run
+    runs = [[r.run for r in wandb_records(f) if r.HasField("run")] for f in run_files]
+    first_id = torch.load(first / "checkpoints/last.ckpt", weights_only=True)["callbacks"]["SaveConfig"]
+    assert {r.run_id for rs in runs for r in rs} == {first_id["wandb_run_id"]}  # one wandb run across both fits
+    assert "id: " + first_id["wandb_run_id"] in (second / "config.yaml").read_text()
+    for records, version in zip(runs, ("version_0", "version_1"), strict=True):
+        run = records[-1]
+        assert (run.notes, list(run.tags), run.job_type) == ("first try", ["baseline", "sgd"], "train")
+        assert run.display_name == f"linear_regression-{version}"
+    history = [history_keys(wandb_records(f)) for f in run_files]
+    assert all({"lin-train/loss", "lin-val/loss"} <= keys and "train/loss" not in keys for keys in history)
+    steps = [
+        [int(i.value_json) for r in wandb_records(f) if r.HasField("history") for i in r.history.item
+         if (i.key or i.nested_key[0]) == "trainer/global_step"] for f in run_files
+    ]  # fmt: skip
+    assert max(steps[0]) == min(steps[1]) == 10 and max(steps[1]) == 20  # the resumed fit goes on from step 10
+    assert not no_network, no_network
+    for path in tmp_path.rglob("*"):  # the API key never reaches a file
+        assert not path.is_file() or FAKE_KEY.encode() not in path.read_bytes(), path
+
+
+def test_wandb_overlay_lists_every_option(cli, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli("fit", "--config", CONFIGS / "linear_regression.yaml", "--config", WANDB, "--print_config")
+    assert not exit_info.value.code
+    (wandb_logger,) = [lg for lg in yaml.safe_load(capsys.readouterr().out)["trainer"]["logger"]
+                       if lg["class_path"] == "dlbasics.dashboards.WandbLogger"]  # fmt: skip
+    options = wandb_logger["init_args"]
+    lightning_options = set(inspect.signature(LightningWandbLogger.__init__).parameters) - {"self", "kwargs"}
+    assert lightning_options <= set(options) and {"id", "notes", "job_type", "config", "init_kwargs"} <= set(options)
+    assert options["resume"] == "allow" and options["project"] == "dlbasics" and options["id"] is None
+
+
+def test_resume_wandb_run_sets_the_checkpoint_run_id(tmp_path):
+    from jsonargparse import Namespace
+
+    ckpt = tmp_path / "last.ckpt"
+    torch.save({"callbacks": {"SaveConfig": {"wandb_run_id": "abc123"}}}, ckpt)
+    wandb_logger = Namespace(class_path="dlbasics.dashboards.WandbLogger", init_args=Namespace(id=None, resume=None))
+    csv_logger = Namespace(class_path="lightning.pytorch.loggers.CSVLogger", init_args=Namespace(save_dir="."))
+    config = Namespace(ckpt_path=str(ckpt), trainer=Namespace(logger=[csv_logger, wandb_logger]))
+    assert resume_wandb_run(config) == "abc123"
+    assert (wandb_logger.init_args.id, wandb_logger.init_args.resume) == ("abc123", "allow")
+    assert "id" not in csv_logger.init_args
+    given = Namespace(class_path="lightning.pytorch.loggers.WandbLogger", init_args=Namespace(id="mine"))
+    assert resume_wandb_run(Namespace(ckpt_path=str(ckpt), trainer=Namespace(logger=given))) is None
+    assert given.init_args.id == "mine"  # an id the user gave wins
+    torch.save({"callbacks": {}}, ckpt)
+    fresh = Namespace(class_path="dlbasics.dashboards.WandbLogger", init_args=Namespace(id=None))
+    assert resume_wandb_run(Namespace(ckpt_path=str(ckpt), trainer=Namespace(logger=[fresh]))) is None  # no id kept
+    assert fresh.init_args.id is None
+    assert resume_wandb_run(Namespace(ckpt_path=None, trainer=Namespace(logger=[fresh]))) is None
+
+
+def test_init_kwargs_pass_through_and_may_not_shadow_parameters(monkeypatch, tmp_path):
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    with pytest.raises(ValueError, match="init_kwargs sets mode, notes"):
+        WandbLogger(save_dir=str(tmp_path), init_kwargs={"notes": "x", "mode": "online"})
+    logger = WandbLogger(dir=str(tmp_path / "d"), init_kwargs={"reinit": "create_new"}, notes="n", version="v1")
+    assert logger.save_dir == str(tmp_path / "d") and logger.version == "v1" and logger.run_name is None
+
+
 @pytest.mark.slow
 def test_ddp_only_rank_zero_writes(cli, monkeypatch, tmp_path):
     monkeypatch.setenv("WANDB_MODE", "offline")
@@ -116,8 +198,9 @@ def test_ddp_only_rank_zero_writes(cli, monkeypatch, tmp_path):
     wandb.finish()
     wandb.teardown()
     assert run.name == "version_0" and [p.name for p in run.parent.glob("version_*")] == ["version_0"]
-    pngs = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.png") if "wandb" not in p.parts)
-    assert pngs == [f"lightning_logs/version_0/{name}.png" for name in ("learning_curves", "test_confusion_matrix")]
+    pngs = [p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.png") if "wandb" not in p.parts]
+    assert sorted(pngs) == ["lightning_logs/version_0/learning_curves.png",
+                            "lightning_logs/version_0/test_confusion_matrix.png"]  # fmt: skip
     assert len(list(tmp_path.glob("lightning_logs/wandb/offline-run-*/files/media/images/learning_curves*"))) == 1
     assert not (tmp_path / "wandb").exists()  # spawned workers too keep wandb's files inside lightning_logs
     (run_file,) = (tmp_path / "lightning_logs" / "wandb").glob("offline-run-*/run-*.wandb")
@@ -178,9 +261,9 @@ def test_wandb_mode_decision(tmp_path):
 def test_checkpoints_are_uploaded_only_online(monkeypatch, tmp_path):
     monkeypatch.setenv("WANDB_MODE", "offline")
     offline = WandbLogger(save_dir=str(tmp_path))
-    assert offline.mode == "offline" and offline._log_model is False and offline.save_dir == str(tmp_path)
+    assert offline.mode == "offline" and offline.log_model is False and offline.save_dir == str(tmp_path)
     monkeypatch.setattr("dlbasics.dashboards.wandb_mode", lambda offline: "online")
-    assert WandbLogger(save_dir=str(tmp_path))._log_model is True  # no run starts until the trainer needs one
+    assert WandbLogger(save_dir=str(tmp_path)).log_model is True  # no run starts until the trainer needs one
 
 
 def test_progress_bar_follows_the_terminal(monkeypatch):

@@ -17,8 +17,11 @@ import pytest
 import torch
 from helpers import CONFIGS, N_VAL, idx_bytes, latest_run, read_metrics
 from photos import digit_photo, load_mnist_test
+from PIL import Image
 
 from dlbasics.cli import main
+from dlbasics.data import MNISTDataModule
+from dlbasics.data.inputs import load_images
 from dlbasics.models import MNISTMLP, SineLSTM
 
 N_TRAIN_DIGITS, N_PHOTOS = 8000, 100
@@ -99,7 +102,7 @@ def test_photos_of_held_out_digits_are_read_as_well_as_the_digits(digits, tmp_pa
     assert api.images.shape == (N_PHOTOS, 28, 28) and api.images.dtype == torch.uint8
 
 
-def test_npy_input_and_the_test_split_without_predict_path(digits, tmp_path):
+def test_npy_input(digits, tmp_path):
     images, labels = digits["held_out"]
     np.save(tmp_path / "digits.npy", images[:300])
     run = run_cli(
@@ -112,11 +115,6 @@ def test_npy_input_and_the_test_split_without_predict_path(digits, tmp_path):
     assert np.mean(np.array(classes) == labels[:300]) == pytest.approx(digits["test_acc"], abs=0.05)
     api = MNISTMLP.load_from_checkpoint(digits["ckpt"], map_location="cpu").predict_images(images[:300])
     assert api.classes.tolist() == classes and api.files[0] == "[0]"
-
-    run = run_cli(digits["root"], "predict", *digits["args"], "--ckpt_path", digits["ckpt"])
-    rows = read_rows(run / "predictions.csv")  # the held-out test split, no file column
-    assert list(rows[0]) == ["index", "class", "label", "probability"] and len(rows) == 2000
-    assert np.mean(np.array([int(r["class"]) for r in rows]) == labels) == pytest.approx(digits["test_acc"], abs=1e-4)
 
 
 def test_forecast_of_a_shifted_sine_continues_it(tmp_path):
@@ -177,7 +175,8 @@ def user_files(tmp_path) -> dict[str, Path]:
 def test_bad_input_stops_with_one_line_and_writes_nothing(cli, idx, user_files, tmp_path, capsys):
     mnist = ["--config", CONFIGS / "mnist_mlp.yaml", "--data.root", idx["flat"], "--data.download", "false",
              "--data.verify", "false", "--data.num_val", str(N_VAL)]  # fmt: skip
-    earlier = cli("predict", *mnist) / "predictions.csv"
+    earlier = cli("predict", *mnist) / "predictions.csv"  # the test split: no file column
+    assert list(read_rows(earlier)[0]) == ["index", "class", "label", "probability"]
     before = earlier.read_bytes()
     sine, linear = ["--config", CONFIGS / "sine_lstm.yaml"], ["--config", CONFIGS / "linear_regression.yaml"]
     cases = [
@@ -208,3 +207,19 @@ def test_bad_input_stops_with_one_line_and_writes_nothing(cli, idx, user_files, 
         f"skipped 1 file in {user_files['mixed']} that is not an image (notes.txt)"
     ]
     assert [r["file"] for r in read_rows(mixed / "predictions.csv")] == ["digit.png"]
+
+
+def test_fashion_mnist_predict_split_uses_the_fashion_style_and_class_names(tmp_path, monkeypatch):
+    shirt = np.full((120, 100), 240, np.uint8)
+    shirt[20:100, 25:75] = 40  # a dark object on a light background
+    Image.fromarray(shirt).save(tmp_path / "b.png")
+    Image.fromarray(shirt.T.copy()).save(tmp_path / "a.png")
+    calls = []
+    monkeypatch.setattr("dlbasics.data.mnist.load_images", lambda p, s: calls.append(s) or load_images(p, s))
+    data = MNISTDataModule(dataset="fashion_mnist", root=str(tmp_path), predict_path=str(tmp_path))
+    data.setup("predict")  # the training files are not needed for the images themselves
+    assert calls == ["fashion"] and data.predict_names == ["a.png", "b.png"]
+    assert data.splits["predict"][0].shape == (2, 28, 28)
+    table = data.prediction_table(torch.tensor([0, 1]), {"class": torch.tensor([0, 9]), "probability": torch.rand(2)})
+    assert list(table) == ["index", "file", "class", "label", "probability"]
+    assert table["file"] == ["a.png", "b.png"] and table["label"] == ["T-shirt/top", "Ankle boot"]

@@ -68,9 +68,11 @@ class PredictionWriter(BasePredictionWriter):
         if not trainer.is_global_zero:
             return
         shards = [s for s in shards if s[1]] or [(torch.arange(0), {})]  # a rank may have had no sample
-        order = torch.cat([s[0] for s in shards]).argsort()
+        index, order = torch.cat([s[0] for s in shards]).sort(stable=True)
+        first = torch.ones_like(index, dtype=torch.bool)  # a sample every rank predicted is written once
+        first[1:] = index[1:] != index[:-1]
+        order, index = order[first], index[first]
         merged = {k: torch.cat([s[1][k] for s in shards])[order] for k in shards[0][1]}
-        index = torch.cat([s[0] for s in shards])[order]
         hook = getattr(trainer.datamodule, "prediction_table", None)
         table = (hook(index, merged) if callable(hook) else None) or default_table(index, merged)
         self.path = run_dir(trainer) / self.filename

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from dlbasics.data.inputs import read_series
-from dlbasics.data.memory import InMemoryDataModule
+from dlbasics.data.memory import InMemoryDataModule, InMemoryLoader
 
 SPLITS = ("train", "val", "test")
 
@@ -158,6 +158,12 @@ class SineData(InMemoryDataModule):
             if split not in self.splits:
                 self.splits[split] = self.windows(split)
         self.to_device()
+
+    def predict_dataloader(self) -> InMemoryLoader:
+        """The user's window on every rank (one sample cannot be sharded; the writer keeps it once), else test."""
+        if self.predict_path is not None:
+            return InMemoryLoader(self.splits["predict"], batch_size=1)
+        return super().predict_dataloader()
 
     def prediction_table(self, index: Tensor, columns: dict[str, Tensor]) -> dict[str, list] | None:
         """With ``predict_path``: ``predictions.csv`` is the forecast, ``step`` (1 … predict_steps), ``forecast``."""

@@ -30,29 +30,26 @@ class PredictionWriter(BasePredictionWriter):
     put back in dataset order and written once, so a DDP predict produces one combined file.
     Columns: ``index`` then one per key (``key_0 … key_{K-1}`` for ``(N, K)`` outputs).
 
-    It collects every batch (``write_on_batch_end``) and writes once at the end of the epoch, hence
-    ``write_interval="batch"``.
+    The DataModule may name the columns itself: a method ``prediction_table(index, columns)`` returning a
+    ``{column: values}`` dict (strings allowed, e.g. file names and class names) replaces the default table;
+    returning ``None`` keeps it. :class:`~dlbasics.data.MNISTDataModule` adds ``file`` and ``label``,
+    :class:`~dlbasics.data.SineData` turns a forecast of the user's series into ``step, forecast`` rows.
+
+    It writes once per epoch (``write_interval="epoch"``: Lightning keeps the epoch's predictions for it).
 
     Args:
         filename: Name of the CSV inside the run directory.
     """
 
     def __init__(self, filename: str = "predictions.csv") -> None:
-        super().__init__(write_interval="batch")
+        super().__init__(write_interval="epoch")
         self.filename = filename
-        self.batches: list[dict[str, Tensor]] = []
         self.path: Path | None = None
 
-    def on_predict_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.batches = []
-
-    def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx):
-        if not isinstance(prediction, dict):
-            prediction = {"prediction": prediction}
-        self.batches.append({k: v.detach().float().cpu() for k, v in prediction.items()})
-
-    def on_predict_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        columns = {k: torch.cat([b[k] for b in self.batches]) for k in self.batches[0]} if self.batches else {}
+    def write_on_epoch_end(self, trainer, pl_module, predictions: Any, batch_indices: Any) -> None:
+        batches = [p if isinstance(p, dict) else {"prediction": p} for p in predictions]
+        batches = [{k: v.detach().cpu() for k, v in b.items()} for b in batches]
+        columns = {k: torch.cat([b[k] for b in batches]) for k in batches[0]} if batches else {}
         loader = trainer.predict_dataloaders
         n = len(next(iter(columns.values()))) if columns else 0
         indices = loader.indices()[:n] if hasattr(loader, "indices") else torch.arange(n)
@@ -63,28 +60,43 @@ class PredictionWriter(BasePredictionWriter):
             shards = gathered
         if not trainer.is_global_zero:
             return
-        order = torch.cat([s[0] for s in shards]).argsort()
+        shards = [s for s in shards if s[1]] or [(torch.arange(0), {})]  # a rank may have had no sample
+        index, order = torch.cat([s[0] for s in shards]).sort(stable=True)
+        first = torch.ones_like(index, dtype=torch.bool)  # a sample every rank predicted is written once
+        first[1:] = index[1:] != index[:-1]
+        order, index = order[first], index[first]
         merged = {k: torch.cat([s[1][k] for s in shards])[order] for k in shards[0][1]}
+        hook = getattr(trainer.datamodule, "prediction_table", None)
+        table = (hook(index, merged) if callable(hook) else None) or default_table(index, merged)
         self.path = run_dir(trainer) / self.filename
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        write_columns(self.path, torch.cat([s[0] for s in shards])[order], merged)
+        write_table(self.path, table)
         print(f"predictions: {self.path}")
 
 
-def write_columns(path: Path, index: Tensor, columns: dict[str, Tensor]) -> None:
-    """Write ``index`` and named 1-D/2-D tensors as a CSV (integers stay integers)."""
-    header, cols = ["index"], [index.long()]
+def default_table(index: Tensor, columns: dict[str, Tensor]) -> dict[str, list]:
+    """``index`` then one column per key (``key_0 … key_{K-1}`` for ``(N, K)`` tensors)."""
+    table: dict[str, list] = {"index": index.long().tolist()}
     for key, value in columns.items():
         value = value.reshape(len(value), -1)
         names = [key] if value.shape[1] == 1 else [f"{key}_{j}" for j in range(value.shape[1])]
-        header += names
-        cols += list(value.T)
-    fmt = [lambda v: str(int(v)) if float(v).is_integer() else f"{float(v):.6g}"] * len(cols)
+        table |= {name: col.tolist() for name, col in zip(names, value.T, strict=True)}
+    return table
+
+
+def write_table(path: Path, table: dict[str, list]) -> None:
+    """Write ``{column: values}`` as a CSV: whole numbers as integers, other floats with 6 digits, strings as is."""
+
+    def fmt(v: Any) -> str:
+        if isinstance(v, str):
+            return v
+        return str(int(v)) if float(v).is_integer() else f"{float(v):.6g}"
+
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(header)
-        for row in zip(*(c.tolist() for c in cols), strict=True):
-            writer.writerow([fn(v) for fn, v in zip(fmt, row, strict=True)])
+        writer.writerow(list(table))
+        for row in zip(*table.values(), strict=True):
+            writer.writerow([fmt(v) for v in row])
 
 
 class Progress(RichProgressBar):

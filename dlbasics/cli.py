@@ -41,7 +41,10 @@ from dlbasics.runs import LOG_ROOT, find_checkpoint, keep_rows, read_csv_rows
 
 DEBUG_ENV = "DLBASICS_DEBUG"
 #: What a DataModule defines and a model needs; a link is skipped for a model without the parameter.
-LINKED = ("num_features", "num_classes", "horizon", "n_steps", "series_mean", "series_std", "pixel_mean", "pixel_std")
+LINKED = (
+    "num_features", "num_classes", "horizon", "n_steps", "series_mean", "series_std", "pixel_mean", "pixel_std",
+    "class_names",
+)  # fmt: skip
 LOGGERS = [
     {"class_path": f"lightning.pytorch.loggers.{name}", "init_args": {"save_dir": ".", "name": LOG_ROOT}}
     for name in ("CSVLogger", "TensorBoardLogger")
@@ -57,6 +60,7 @@ CALLBACKS = [
     {"class_path": "lightning.pytorch.callbacks.LearningRateMonitor", "init_args": {"logging_interval": "epoch"}},
     *({"class_path": f"dlbasics.pictures.{name}"} for name in (
         "LearningCurves", "FittedCurve", "ConfusionMatrix", "MisclassifiedImages", "ActivationMaps", "Forecast",
+        "PredictionGrid",
     )),
 ]  # fmt: skip
 DESCRIPTION = f"""dlbasics {__version__}: the deep-learning-basics curriculum as PyTorch Lightning experiments.

@@ -3,9 +3,10 @@
     dlbasics fit --config configs/fashion_mnist_cnn.yaml   # learning curves; after the test, the test pictures
 
 Models compute and expose what a picture needs (``closed_form()``, ``test_confusion``, ``block_outputs()``,
-``forecast()``); these callbacks draw it, on global rank 0 only, and skip ``fast_dev_run`` smoke tests. Each
-is a default entry of ``trainer.callbacks`` (see ``dlbasics fit --print_config``) and does nothing for a model
-that lacks what it draws, so the same list serves every experiment; drop one by listing the others in YAML.
+``forecast()``, ``predict_step``'s classes and probabilities); these callbacks draw it, on global rank 0 only,
+and skip ``fast_dev_run`` smoke tests. Each is a default entry of ``trainer.callbacks`` (see ``dlbasics fit
+--print_config``) and does nothing for a model that lacks what it draws, so the same list serves every
+experiment; drop one by listing the others in YAML.
 """
 
 from __future__ import annotations
@@ -165,17 +166,69 @@ class ActivationMaps(Callback):
             log_figure(trainer, "test/activations", plots.activation_maps_figure(self.probe.float(), maps))
 
 
+class PredictionGrid(Callback):
+    """``predictions.png`` after ``predict`` of an image classifier: the 28x28 inputs as the model saw them
+    (after preprocessing), titled "label (probability)", in sample order (under DDP: global rank 0's share).
+
+    Args:
+        max_images: Images drawn (the first ones).
+    """
+
+    def __init__(self, max_images: int = 64) -> None:
+        self.max_images = max_images
+        self.seen: list[tuple[Tensor, Tensor, Tensor]] = []
+
+    def on_predict_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.seen = []
+
+    def on_predict_batch_end(self, trainer, pl_module, outputs: Any, batch: Any, batch_idx: int, dataloader_idx=0):
+        kept = sum(len(s[0]) for s in self.seen)
+        if not isinstance(outputs, dict) or not {"class", "probability"} <= outputs.keys() or kept >= self.max_images:
+            return
+        x = batch[0][: self.max_images - kept]
+        if x.ndim != 4 or tuple(x.shape[-2:]) != (28, 28):
+            return
+        n = len(x)
+        self.seen.append((x.detach().float().cpu() * 255, outputs["class"][:n].cpu(), outputs["probability"][:n].cpu()))
+
+    def on_predict_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self.seen or not _drawing(trainer):
+            return
+        images, classes, probs = (torch.cat(t) for t in zip(*self.seen, strict=True))
+        names = getattr(trainer.datamodule, "class_names", None) or [str(i) for i in range(int(classes.max()) + 1)]
+        titles = [f"{names[int(c)]} ({float(p):.2f})" for c, p in zip(classes, probs, strict=True)]
+        fig = plots.prediction_grid_figure(images, titles, max_images=self.max_images)
+        rank_zero_info(f"prediction grid: {log_figure(trainer, 'predictions', fig)}")
+
+
 class Forecast(Callback):
     """After ``test`` and ``predict`` of a forecaster (``forecast()``, DataModule with ``continuation()``): roll
     the forecast out from the end of the validation data over the test part; ``forecast.png`` and ``forecast.csv``
-    (step, time, truth, one_step, rollout)."""
+    (step, time, truth, one_step, rollout). A ``predict`` of the user's series (``data.predict_path``) draws
+    that series and the forecast continuing it instead (``forecast.png``; the values are in ``predictions.csv``).
+    """
+
+    def __init__(self) -> None:
+        self.user_forecast: list[Tensor] = []
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.write(trainer, pl_module)
 
+    def on_predict_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.user_forecast = []
+
+    def on_predict_batch_end(self, trainer, pl_module, outputs: Any, batch: Any, batch_idx: int, dataloader_idx=0):
+        if isinstance(outputs, dict) and "forecast" in outputs:
+            self.user_forecast.append(outputs["forecast"].detach().cpu())
+
     def on_predict_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if getattr(trainer.datamodule, "predict_path", None) is None:  # the user's own series: PredictionWriter
+        series = getattr(trainer.datamodule, "predict_series", None)
+        if getattr(trainer.datamodule, "predict_path", None) is None:
             self.write(trainer, pl_module)
+        elif series is not None and self.user_forecast and _drawing(trainer):
+            title = f"{type(pl_module).__name__}: forecast of {Path(trainer.datamodule.predict_path).name}"
+            fig = plots.series_forecast_figure(series, self.user_forecast[0][0], title=title)
+            rank_zero_info(f"forecast: {log_figure(trainer, 'forecast', fig)}")
 
     def write(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         datamodule = trainer.datamodule

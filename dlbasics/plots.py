@@ -149,6 +149,23 @@ def forecast_figure(time: np.ndarray, truth: Tensor, one_step: Tensor, rollout: 
     return fig
 
 
+def series_forecast_figure(series: Tensor, forecast: Tensor, title: str = "") -> Figure:
+    """The user's series (time 0 … N-1) and the forecast continuing it (time N … N+steps-1)."""
+    series, forecast = series.detach().float().cpu().reshape(-1), forecast.detach().float().cpu().reshape(-1)
+    fig = new_figure(8.0, 3.5)
+    ax = fig.add_subplot()
+    n = len(series)
+    ax.plot(np.arange(n), series.numpy(), color="black", lw=1.5, label="given series")
+    # start the forecast's line at the last given value so the two join
+    ax.plot(np.arange(n - 1, n + len(forecast)), np.r_[series[-1:].numpy(), forecast.numpy()], color="tab:red",
+            lw=1.5, ls="--", label=f"forecast ({len(forecast)} steps)")  # fmt: skip
+    ax.axvline(n - 0.5, color="gray", lw=0.8, ls=":")
+    ax.set(xlabel="time step", ylabel="value", title=title or "forecast of the given series")
+    ax.margins(y=0.3)
+    ax.legend(loc="upper center", ncol=2, fontsize="small")
+    return fig
+
+
 def prediction_grid_figure(images: Tensor, titles: Sequence[str], max_images: int = 64) -> Figure:
     """A grid of the first ``max_images`` 28x28 inputs as the model saw them, titled e.g. "7 (0.98)".
 

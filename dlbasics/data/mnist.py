@@ -9,6 +9,11 @@ a cache, the contents are checked against the official md5 sums and parsed by to
 
 Batches hold pixels in [0, 1]; the models standardize them themselves with the training split's mean and
 std, which the DataModule exposes as ``pixel_mean``/``pixel_std`` and the CLI links into the model.
+
+``dlbasics predict --data.predict_path my_digits/`` predicts the user's own images (read by
+:func:`dlbasics.data.inputs.load_images`) instead of the test split: ``predictions.csv`` has the columns
+``index, file, class, label, probability`` in sorted file order (without ``predict_path``: the test split,
+``index, class, label, probability``).
 """
 
 from __future__ import annotations
@@ -27,10 +32,13 @@ from torch import Tensor
 from torchvision.datasets import MNIST, FashionMNIST
 from torchvision.datasets.mnist import read_image_file, read_label_file
 
+from dlbasics.data.inputs import load_images
 from dlbasics.data.memory import InMemoryDataModule
 
 DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
 DATASETS = {"mnist": MNIST, "fashion_mnist": FashionMNIST}
+#: The preprocessing of the user's images (:func:`~dlbasics.data.inputs.load_images`) for each dataset.
+IMAGE_STYLES = {"mnist": "mnist", "fashion_mnist": "fashion"}
 # md5 of the decompressed official files (Debian re-compresses, so the .gz sums differ).
 RAW_MD5 = {
     "mnist": {
@@ -183,6 +191,9 @@ class MNISTDataModule(InMemoryDataModule):
         batch_size: Global training batch size.
         eval_batch_size: Global batch size of validation, test and predict.
         seed: Seed of the validation split and of the per-epoch shuffling.
+        predict_path: The user's images to predict instead of the test split: an image file, a folder of
+            images (sorted by name; other files are skipped with one warning) or a ``.npy`` of ``(N, 28, 28)``
+            images; preprocessed in the style of ``dataset`` (digits or clothes).
     """
 
     num_features = 784
@@ -200,6 +211,7 @@ class MNISTDataModule(InMemoryDataModule):
         batch_size: int = 256,
         eval_batch_size: int | None = 1000,
         seed: int = 0,
+        predict_path: str | None = None,
     ) -> None:
         super().__init__(batch_size=batch_size, eval_batch_size=eval_batch_size, seed=seed)
         if dataset not in DATASETS:
@@ -213,6 +225,9 @@ class MNISTDataModule(InMemoryDataModule):
         self.dataset, self.root, self.download, self.verify = dataset, root, download, verify
         self.num_val, self.normalization, self.shift = num_val, normalization, shift
         self.class_names = [c.split(" - ")[0] for c in DATASETS[dataset].classes]
+        self.predict_path = predict_path
+        #: File names of the predict split's images (``predict_path`` only), in sample order.
+        self.predict_names: list[str] | None = None
         self.stats: tuple[float, float] | None = None  # (pixel_mean, pixel_std) once known
         self.loaded: dict[str, tuple[Tensor, Tensor]] | None = None  # see read_splits
 
@@ -257,18 +272,43 @@ class MNISTDataModule(InMemoryDataModule):
         return self.loaded
 
     def setup(self, stage: str) -> None:
-        if "train" not in self.splits:
+        if stage == "predict" and self.predict_path is not None:
+            if "predict" not in self.splits:
+                images, self.predict_names = load_images(self.predict_path, IMAGE_STYLES[self.dataset])
+                self.splits["predict"] = (images,)
+        elif "train" not in self.splits:
             self.splits.update(self.read_splits())
             self.loaded = None
         self.to_device()
 
+    def prediction_table(self, index: Tensor, columns: dict[str, Tensor]) -> dict[str, list] | None:
+        """``predictions.csv``: ``index, file, class, label, probability`` (``file`` only with ``predict_path``).
+
+        Called by :class:`~dlbasics.callbacks.PredictionWriter` with ``predict_step``'s columns in sample order.
+        """
+        if "class" not in columns or "probability" not in columns:
+            return None
+        classes = columns["class"].long().tolist()
+        table: dict[str, list] = {"index": index.long().tolist()}
+        if self.predict_path is not None and self.predict_names is not None:
+            table["file"] = [self.predict_names[i] for i in table["index"]]
+        return table | {
+            "class": classes,
+            "label": [self.class_names[c] for c in classes],
+            "probability": columns["probability"].float().tolist(),
+        }
+
     def on_after_batch_transfer(self, batch: tuple[Tensor, ...], dataloader_idx: int) -> tuple[Tensor, ...]:
         """uint8 ``(N, 28, 28)`` → float pixels in [0, 1] ``(N, 1, 28, 28)``, shifted at random while training."""
         x, *rest = batch
-        x = x.unsqueeze(1).float()
         if self.shift and self.trainer is not None and self.trainer.training:
-            x = random_shift(x, self.shift)
-        return (x.mul_(1.0 / 255.0), *rest)
+            return (random_shift(x.unsqueeze(1).float(), self.shift).mul_(1.0 / 255.0), *rest)
+        return (to_pixels(x), *rest)
+
+
+def to_pixels(images: Tensor) -> Tensor:
+    """uint8 ``(N, 28, 28)`` images → float pixels in [0, 1] ``(N, 1, 28, 28)``, what the models take."""
+    return images.unsqueeze(1).float().mul_(1.0 / 255.0)
 
 
 def pixel_stats(images: Tensor) -> tuple[float, float]:

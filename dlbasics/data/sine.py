@@ -10,6 +10,10 @@ Normalization: every window (inputs and targets) is standardized with the mean a
 of the *training* segment. The DataModule owns these statistics and exposes them as ``series_mean`` and
 ``series_std``; the CLI links them into the model, which needs them to report losses and forecasts on
 the original scale of the series (see :mod:`dlbasics.models.sine`).
+
+Forecasting the user's own series: ``dlbasics predict --config sine_lstm --ckpt_path best --data.predict_path
+series.csv --data.predict_steps 100`` rolls the forecast out from the last ``n_steps`` values of the file (one
+column, header optional): ``predictions.csv`` (``step, forecast``) and ``forecast.png``.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ import math
 import torch
 from torch import Tensor
 
-from dlbasics.data.memory import InMemoryDataModule
+from dlbasics.data.inputs import read_series
+from dlbasics.data.memory import InMemoryDataModule, InMemoryLoader
 
 SPLITS = ("train", "val", "test")
 
@@ -29,7 +34,8 @@ class SineData(InMemoryDataModule):
 
     Every split is ``(x, y, t)``: ``x`` of shape ``(N, n_steps, 1)`` and ``y`` of shape ``(N, horizon)``
     in standardized units, ``t`` the time index of each window's first target. The predict split is
-    the test split.
+    the test split, or with ``predict_path`` one window of raw values, the last ``n_steps`` of the user's
+    series, with the number of steps to forecast: ``(history (1, n_steps), steps (1,))``.
 
     Args:
         amplitude: Amplitude of the sine.
@@ -43,6 +49,9 @@ class SineData(InMemoryDataModule):
         test_fraction: Fraction of the series (its end) used for testing.
         batch_size: Global batch size.
         seed: Seed of the noise and of the shuffling.
+        predict_path: A CSV or text file of one column of values (header optional) to forecast the
+            continuation of, from its last ``n_steps`` values, instead of predicting the test split.
+        predict_steps: Values to forecast after the end of ``predict_path``'s series.
     """
 
     num_features = 1
@@ -60,8 +69,15 @@ class SineData(InMemoryDataModule):
         test_fraction: float = 0.15,
         batch_size: int = 32,
         seed: int = 0,
+        predict_path: str | None = None,
+        predict_steps: int = 50,
     ) -> None:
         super().__init__(batch_size=batch_size, seed=seed)
+        if predict_steps < 1:
+            raise ValueError(f"predict_steps must be >= 1, got {predict_steps}")
+        self.predict_path, self.predict_steps = predict_path, predict_steps
+        #: The user's series (raw values) once read in ``setup("predict")`` with ``predict_path``.
+        self.predict_series: Tensor | None = None
         if n_steps < 1:
             raise ValueError(f"n_steps must be >= 1, got {n_steps}")
         if n_steps >= length:
@@ -123,8 +139,35 @@ class SineData(InMemoryDataModule):
             raise ValueError(f"the {split} part has no {self.n_steps} values before it to start a forecast from")
         return self.series[lo - self.n_steps : lo], self.series[lo:hi], lo
 
+    def read_predict_series(self) -> Tensor:
+        """The user's series from ``predict_path`` (raw values), checked to fill a window of ``n_steps``."""
+        series = read_series(self.predict_path)
+        if len(series) < self.n_steps:
+            raise ValueError(
+                f"{self.predict_path} holds {len(series)} value{'s' * (len(series) != 1)}, fewer than the model's "
+                f"window n_steps = {self.n_steps}: give at least {self.n_steps} values"
+            )
+        return series
+
     def setup(self, stage: str) -> None:
+        if stage == "predict" and self.predict_path is not None and "predict" not in self.splits:
+            self.predict_series = self.read_predict_series()
+            history = self.predict_series[-self.n_steps :].unsqueeze(0)
+            self.splits["predict"] = (history, torch.tensor([self.predict_steps]))
         for split in SPLITS:
             if split not in self.splits:
                 self.splits[split] = self.windows(split)
         self.to_device()
+
+    def predict_dataloader(self) -> InMemoryLoader:
+        """The user's window on every rank (one sample cannot be sharded; the writer keeps it once), else test."""
+        if self.predict_path is not None:
+            return InMemoryLoader(self.splits["predict"], batch_size=1)
+        return super().predict_dataloader()
+
+    def prediction_table(self, index: Tensor, columns: dict[str, Tensor]) -> dict[str, list] | None:
+        """With ``predict_path``: ``predictions.csv`` is the forecast, ``step`` (1 … predict_steps), ``forecast``."""
+        if self.predict_path is None or "forecast" not in columns:
+            return None
+        forecast = columns["forecast"].reshape(-1).float()
+        return {"step": list(range(1, len(forecast) + 1)), "forecast": forecast.tolist()}

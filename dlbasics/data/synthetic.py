@@ -4,6 +4,9 @@
 
 Every split is drawn from its own generator seeded by ``(seed, split)``, so the data are the same on
 every run and every DDP rank, and the test split is fresh data the model never trained on.
+
+``dlbasics predict --data.predict_path features.csv`` predicts the user's own rows (``num_features`` numbers a
+row, header optional; :func:`~dlbasics.data.inputs.read_features`) instead of the test split.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ _SPLIT_OFFSET = {"train": 0, "val": 1, "test": 2}
 
 
 class SyntheticData(InMemoryDataModule):
-    """Base for generated data: subclasses implement :meth:`sample`.
+    """Base for generated data: subclasses implement :meth:`sample` and define ``num_features``.
 
     Args:
         num_train: Training samples.
@@ -28,12 +31,23 @@ class SyntheticData(InMemoryDataModule):
         num_test: Test samples.
         batch_size: Global batch size.
         seed: Seed of the generated data and of the shuffling.
+        predict_path: Optional CSV of input rows (``num_features`` numbers a row, optional header) to predict
+            instead of the test split.
     """
 
+    num_features: int
+
     def __init__(
-        self, num_train: int = 1000, num_val: int = 200, num_test: int = 200, batch_size: int = 10, seed: int = 0
+        self,
+        num_train: int = 1000,
+        num_val: int = 200,
+        num_test: int = 200,
+        batch_size: int = 10,
+        seed: int = 0,
+        predict_path: str | None = None,
     ) -> None:
         super().__init__(batch_size=batch_size, seed=seed)
+        self.predict_path = predict_path
         for name, n in (("num_train", num_train), ("num_val", num_val), ("num_test", num_test)):
             if n < 1:
                 raise ValueError(f"{name} must be >= 1, got {n}")
@@ -48,6 +62,8 @@ class SyntheticData(InMemoryDataModule):
         return torch.Generator().manual_seed(self.seed * 1000 + _SPLIT_OFFSET[split])
 
     def setup(self, stage: str) -> None:
+        if stage == "predict" and self.predict_path is not None and "predict" not in self.splits:
+            self.splits["predict"] = (read_features(self.predict_path, self.num_features),)
         for split, n in self.sizes.items():
             if split not in self.splits:
                 self.splits[split] = self.sample(n, self.generator(split))
@@ -66,6 +82,8 @@ class LinearData(SyntheticData):
         num_test: Test samples.
         batch_size: Global batch size.
         seed: Seed of the generated data and of the shuffling.
+        predict_path: Optional CSV of inputs (``num_features`` numbers a row, optional header) to predict;
+            ``predictions.csv`` then has the columns ``index, prediction``.
     """
 
     def __init__(
@@ -78,8 +96,9 @@ class LinearData(SyntheticData):
         num_test: int = 200,
         batch_size: int = 10,
         seed: int = 0,
+        predict_path: str | None = None,
     ) -> None:
-        super().__init__(num_train, num_val, num_test, batch_size, seed)
+        super().__init__(num_train, num_val, num_test, batch_size, seed, predict_path)
         if not weights:
             raise ValueError("weights must hold at least one value")
         if noise_std < 0:
@@ -110,6 +129,8 @@ class PolynomialData(SyntheticData):
         num_test: Test samples.
         batch_size: Global batch size.
         seed: Seed of the generated data and of the shuffling.
+        predict_path: Optional CSV of inputs (``num_features`` numbers a row, optional header) to predict;
+            ``predictions.csv`` then has the columns ``index, prediction``.
     """
 
     num_features = 1
@@ -123,8 +144,9 @@ class PolynomialData(SyntheticData):
         num_test: int = 200,
         batch_size: int = 10,
         seed: int = 0,
+        predict_path: str | None = None,
     ) -> None:
-        super().__init__(num_train, num_val, num_test, batch_size, seed)
+        super().__init__(num_train, num_val, num_test, batch_size, seed, predict_path)
         if not coefficients:
             raise ValueError("coefficients must hold at least one value")
         if noise_std < 0:
@@ -166,17 +188,11 @@ class RuleData(SyntheticData):
         batch_size: int = 32,
         seed: int = 0,
     ) -> None:
-        super().__init__(num_train, num_val, num_test, batch_size, seed)
+        super().__init__(num_train, num_val, num_test, batch_size, seed, predict_path)
         if num_features < 2:
             raise ValueError(f"num_features must be >= 2, got {num_features}")
         self.num_features = num_features
-        self.predict_path = predict_path
 
     def sample(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         x = torch.rand(n, self.num_features, generator=generator)
         return x, (x[:, 0] > x[:, -1]).long()
-
-    def setup(self, stage: str) -> None:
-        if stage == "predict" and self.predict_path is not None and "predict" not in self.splits:
-            self.splits["predict"] = (read_features(self.predict_path, self.num_features),)
-        super().setup(stage)

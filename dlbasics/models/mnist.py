@@ -8,24 +8,100 @@ standardize them with the training split's statistics (hparams ``pixel_mean``/``
 DataModule, so a checkpoint alone turns raw pixels into a prediction) and return logits ``(N, num_classes)``.
 After ``test`` the callbacks of :mod:`dlbasics.pictures` save the confusion matrix, a grid of misclassified
 test images and (CNN) each block's activation maps.
+
+The user's own images: ``MNISTCNN.load_from_checkpoint(path).predict_images("my_digits/")`` does what
+``dlbasics predict --data.predict_path my_digits/`` does (same preprocessing, same numbers) and returns an
+:class:`ImagePredictions`; ``class_names`` (linked from the DataModule) name the classes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from itertools import pairwise
+from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
+from dlbasics.data.inputs import load_images
+from dlbasics.data.mnist import to_pixels
 from dlbasics.models.base import Classifier, check_input, check_positive
 
 ACTIVATIONS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
 
 
+@dataclass
+class ImagePredictions:
+    """What :meth:`ImageClassifier.predict_images` returns, one entry per image (the order of the files).
+
+    Attributes:
+        files: File names (``"<file>.npy[i]"`` for an array file, ``"[i]"`` for an array passed in).
+        classes: Predicted classes, int64 ``(N,)``.
+        labels: Their names (``class_names``; the class numbers as strings when the model has none).
+        probabilities: Probability of the predicted class, float ``(N,)``.
+        images: The uint8 ``(N, 28, 28)`` images the model saw (after preprocessing).
+    """
+
+    files: list[str]
+    classes: Tensor
+    labels: list[str]
+    probabilities: Tensor
+    images: Tensor
+
+
 class ImageClassifier(Classifier):
     """A :class:`Classifier` of images that can show what its blocks see (:meth:`block_outputs`)."""
+
+    @torch.no_grad()
+    def predict_images(
+        self,
+        images: str | Path | Sequence[str | Path] | np.ndarray | Tensor,
+        style: Literal["mnist", "fashion"] = "mnist",
+        batch_size: int = 1000,
+    ) -> ImagePredictions:
+        """Classify the user's images as ``dlbasics predict --data.predict_path`` does.
+
+        Args:
+            images: An image file, a folder of images or a ``.npy`` file (read by
+                :func:`dlbasics.data.inputs.load_images`), a list of those, or uint8 images already in MNIST
+                form, ``(N, 28, 28)`` or ``(28, 28)`` (light strokes on black).
+            style: Preprocessing of image files: ``"mnist"`` (digits) or ``"fashion"`` (clothes, Fashion-MNIST).
+            batch_size: Images per forward pass.
+
+        Returns:
+            Files, classes, labels, probabilities and the 28x28 images the model saw.
+
+        Raises:
+            FileNotFoundError: A path does not exist.
+            ValueError: An unreadable or blank image, an empty folder, or an array of the wrong shape or type
+                (one line naming the file).
+        """
+        if isinstance(images, np.ndarray | Tensor):
+            array = torch.as_tensor(images)
+            array = array.unsqueeze(0) if array.ndim == 2 else array
+            if array.dtype != torch.uint8 or array.ndim != 3 or tuple(array.shape[1:]) != (28, 28):
+                raise ValueError(
+                    f"images must be uint8 of shape (N, 28, 28) or (28, 28), got {array.dtype} {tuple(array.shape)}: "
+                    "pass files, or arrays in MNIST form"
+                )
+            pixels, files = array, [f"[{i}]" for i in range(len(array))]
+        else:
+            paths = [images] if isinstance(images, str | Path) else list(images)
+            loaded = [load_images(path, style) for path in paths]
+            pixels, files = torch.cat([t for t, _ in loaded]), [name for _, names in loaded for name in names]
+        was_training = self.training
+        self.eval()
+        probs = torch.cat(
+            [self.inference(to_pixels(chunk.to(self.device))).float().cpu() for chunk in pixels.split(batch_size)]
+        )
+        self.train(was_training)
+        probabilities, classes = probs.max(dim=-1)
+        names = self.hparams.get("class_names") or [str(i) for i in range(probs.shape[-1])]
+        return ImagePredictions(files, classes, [names[c] for c in classes.tolist()], probabilities, pixels)
 
     def activation_blocks(self) -> list[nn.Module]:
         """Submodules whose outputs are worth showing as activation maps (none by default)."""
@@ -69,6 +145,7 @@ class MNISTMLP(ImageClassifier):
         num_classes: Classes (linked from the DataModule).
         pixel_mean: Mean of the training pixels in [0, 1] (linked from the DataModule); ``forward`` subtracts it.
         pixel_std: Their standard deviation (linked from the DataModule); ``forward`` divides by it.
+        class_names: Names of the classes (linked from the DataModule), for :meth:`predict_images`' labels.
         hidden_sizes: Width of each hidden layer (``[50]`` is the fish book's two-layer net).
         activation: ``sigmoid``, ``tanh`` or ``relu``.
         dropout: Dropout probability after each hidden activation.
@@ -85,6 +162,7 @@ class MNISTMLP(ImageClassifier):
         num_classes: int = 10,
         pixel_mean: float = 0.0,
         pixel_std: float = 1.0,
+        class_names: list[str] | None = None,
         hidden_sizes: list[int] = [256, 128],  # noqa: B006 (jsonargparse needs a literal default)
         activation: Literal["sigmoid", "tanh", "relu"] = "relu",
         dropout: float = 0.0,
@@ -146,6 +224,7 @@ class MNISTCNN(ImageClassifier):
         num_classes: Classes (linked from the DataModule).
         pixel_mean: Mean of the training pixels in [0, 1] (linked from the DataModule); ``forward`` subtracts it.
         pixel_std: Their standard deviation (linked from the DataModule); ``forward`` divides by it.
+        class_names: Names of the classes (linked from the DataModule), for :meth:`predict_images`' labels.
         channels: Output channels of each block; each block halves the image side (28 → 14 → 7 …).
         dropout: Dropout probability before the linear head.
         channels_last: Keep convolution weights and activations channels-last (faster on CPUs with oneDNN).
@@ -159,6 +238,7 @@ class MNISTCNN(ImageClassifier):
         num_classes: int = 10,
         pixel_mean: float = 0.0,
         pixel_std: float = 1.0,
+        class_names: list[str] | None = None,
         channels: list[int] = [32, 64],  # noqa: B006
         dropout: float = 0.0,
         channels_last: bool = False,

@@ -3,6 +3,7 @@
     dlbasics fit --config configs/sine_lstm.yaml
     dlbasics test --config configs/sine_gru.yaml --ckpt_path <ckpt>       # + forecast.png, forecast.csv
     dlbasics predict --config configs/sine_lstm.yaml --ckpt_path <ckpt>   # + predictions.csv
+    dlbasics predict --config sine_lstm --ckpt_path best --data.predict_path series.csv   # forecast it
 
 Normalization: :class:`~dlbasics.data.SineData` standardizes every window with the training part's mean
 and std and the CLI links both into the model (hparams ``series_mean``/``series_std``, so every checkpoint
@@ -109,7 +110,14 @@ class SineRNN(Experiment):
         return z * self.hparams.series_std + self.hparams.series_mean
 
     def predict_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> dict[str, Tensor]:
-        """Raw one-step predictions; with the DataModule's targets and times when the batch has them."""
+        """Raw one-step predictions; with the DataModule's targets and times when the batch has them.
+
+        A batch ``(history, steps)`` (raw windows ``(N, n_steps)`` and the steps to forecast, what
+        :class:`~dlbasics.data.SineData` yields for ``predict_path``) gives ``{"forecast": (N, steps)}`` instead:
+        :meth:`forecast` of each window.
+        """
+        if len(batch) == 2 and batch[0].ndim == 2:
+            return {"forecast": self.forecast(batch[0], int(batch[1].max()))}
         columns = {"prediction": self.to_raw(self(batch[0]))}
         if len(batch) >= 3:
             columns = {"time": batch[2], "target": self.to_raw(batch[1])} | columns

@@ -1,10 +1,13 @@
-"""Measurement callbacks the benchmark adds to dlbasics runs through ``--config <overlay>``.
+"""Measurement callbacks the benchmarks add to dlbasics runs (``--trainer.callbacks+=bench_callbacks.Phases``).
 
-    python benchmarks/run.py   # writes the overlays that name these classes
+    python benchmarks/run.py --quick   # runs `dlbasics fit --config configs/fashion_mnist_cnn_sprint.yaml` with it
 
-``EpochReport`` prints one JSON line per training epoch (seconds, samples, minor page faults of the process,
-optionally test accuracy computed the way the peers compute it) and stops training once a target accuracy is
-reached.
+``Phases`` prints one JSON line per phase boundary of a ``dlbasics fit`` process (which trains, then tests
+the best-by-validation checkpoint on the test split), each with ``since_start``: seconds since the driver
+spawned the process (``BENCH_SPAWN_TIME``), so interpreter start-up, imports and data loading count.
+It only observes: it never evaluates the test split itself, so what it reports is the CLI's own
+test-after-fit result. ``EpochReport`` (``benchmarks/steps.py``, ``benchmarks/malloc.py``) prints one line per
+training epoch: seconds, samples, minor page faults.
 """
 
 from __future__ import annotations
@@ -13,11 +16,85 @@ import json
 import os
 import resource
 import time
+from typing import Any
 
 import lightning as L
 import torch
 
 START = float(os.environ.get("BENCH_SPAWN_TIME", time.time()))
+IMPORTED = time.time()  # jsonargparse imports this module while parsing: torch and lightning are loaded
+
+
+def report(event: str, **fields: Any) -> None:
+    """Print one JSON line ``{"event": …, "since_start": …, …}`` for the benchmark driver."""
+    print(json.dumps({"event": event, "since_start": time.time() - START, **fields}), flush=True)
+
+
+class Phases(L.Callback):
+    """JSON lines at each phase: ``imports`` (CLI parsed, model and data constructed), ``data_ready``
+    (the DataModule's ``setup`` done), ``train_start``, ``first_step`` (first optimizer step done: oneDNN
+    warm-up), ``epoch`` (training seconds without validation, samples, steps), ``fit_end`` (with the
+    best ``val/acc``), ``test_start`` and ``test_end`` (with ``test/acc``)."""
+
+    def __init__(self) -> None:
+        report("imports", imported=IMPORTED - START)
+        self.epoch_start = self.val_seconds = 0.0
+        self.samples = self.steps = 0
+        self.data_reported = False
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        # Lightning calls the DataModule's setup just before the callbacks' setup.
+        if not self.data_reported:
+            self.data_reported = True
+            report("data_ready", stage=stage)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        report("train_start")
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.epoch_start, self.val_seconds, self.samples, self.steps = time.perf_counter(), 0.0, 0, 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.samples += len(batch[0])
+        self.steps += 1
+        if trainer.global_step == 1:
+            report("first_step", seconds=time.perf_counter() - self.epoch_start)
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.val_start = time.perf_counter()
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.state.fn == "fit":
+            self.val_seconds += time.perf_counter() - self.val_start
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Lightning runs the epoch's validation before this hook: its time is left out.
+        seconds = time.perf_counter() - self.epoch_start - self.val_seconds
+        report(
+            "epoch",
+            epoch=trainer.current_epoch + 1,
+            epoch_seconds=seconds,
+            val_seconds=self.val_seconds,
+            samples=self.samples,
+            steps=self.steps,
+            val_acc=_metric(trainer, "val/acc"),
+        )
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        scores = [c.best_model_score for c in trainer.checkpoint_callbacks if c.best_model_score is not None]
+        best = float(scores[0]) if scores else None
+        report("fit_end", best_val_acc=best, steps=trainer.global_step)
+
+    def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        report("test_start", ckpt_path=trainer.ckpt_path)
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        report("test_end", test_acc=_metric(trainer, "test/acc"))
+
+
+def _metric(trainer: L.Trainer, name: str) -> float | None:
+    value = trainer.callback_metrics.get(name)
+    return None if value is None else float(value)
 
 
 class EpochReport(L.Callback):

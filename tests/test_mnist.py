@@ -70,6 +70,26 @@ def test_verify_rejects_files_that_are_not_the_official_release(idx):
         read_split(idx["flat"], "mnist", train=True)
 
 
+def test_a_verified_file_is_not_hashed_again_until_it_changes(idx, tmp_path, monkeypatch):
+    import dlbasics.data.idx as mnist
+
+    root = copy_flat(idx, tmp_path)
+    sums = {}
+    for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        sums[name] = mnist._md5(mnist._decompressed(root / f"{name}.gz"))
+    monkeypatch.setitem(mnist.RAW_MD5, "mnist", sums)
+    read_split(root, "mnist", train=False)  # hashed and remembered
+    real_md5 = mnist._md5
+    monkeypatch.setattr(mnist, "_md5", lambda path: pytest.fail(f"{path} hashed again"))
+    read_split(root, "mnist", train=False)
+    monkeypatch.setattr(mnist, "_md5", real_md5)
+    images = idx["arrays"]["t10k"][0].copy()
+    images[0, 0, 0] ^= 1
+    (root / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(idx_bytes(images)))
+    with pytest.raises(ValueError, match=r"t10k-images-idx3-ubyte\.gz is not the official mnist file"):
+        read_split(root, "mnist", train=False)
+
+
 @pytest.mark.parametrize("dataset", ["mnist", "fashion_mnist"])
 def test_missing_files_say_where_they_are_expected_and_how_to_get_them(tmp_path, dataset):
     with pytest.raises(FileNotFoundError) as err:

@@ -32,7 +32,7 @@ from types import SimpleNamespace
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
-from run import RESULTS, machine, median_spread
+from run import RESULTS, machine, median_spread, spread_cells
 
 from dlbasics.callbacks import FiniteLossGuard
 from dlbasics.cli import DLBasicsCLI
@@ -150,11 +150,11 @@ def write_outputs(result: dict) -> None:
         "|---|---:|---:|---:|---:|",
     ]
     for name, r in result["ratios"].items():
-        lines.append(f"| {name} | {r['median']:.3f} | {r['min']:.3f} | {r['max']:.3f} | {r['n']} |")
+        lines.append(f"| {name} | {spread_cells(r)} |")
     lines += ["", "| measure | variant | median µs | min | max | n |", "|---|---|---:|---:|---:|---:|"]
     for measure, variants in result["absolute"].items():
         for variant, r in variants.items():
-            lines.append(f"| {measure} | {variant} | {r['median']:.2f} | {r['min']:.2f} | {r['max']:.2f} | {r['n']} |")
+            lines.append(f"| {measure} | {variant} | {spread_cells(r, '.2f')} |")
     lines += ["", *result["notes"]]
     (RESULTS / "guard.md").write_text("\n".join(lines) + "\n")
 

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 
-from run import FMNIST, RESULTS, machine, median_spread, spawn
+from run import FMNIST, RESULTS, machine, median_spread, spawn, spread_cells
 
 USER_TUNABLES = "glibc.malloc.mmap_threshold=32000000"
 VARIANTS = {
@@ -131,11 +131,11 @@ def write_outputs(result: dict) -> None:
         "|---|---:|---:|---:|---:|",
     ]
     for metric, r in result["ratios_tuned_over_default"].items():
-        lines.append(f"| {metric} | {r['median']:.3f} | {r['min']:.3f} | {r['max']:.3f} | {r['n']} |")
+        lines.append(f"| {metric} | {spread_cells(r)} |")
     lines += ["", "| variant | metric | median | min | max | n |", "|---|---|---:|---:|---:|---:|"]
     for variant, metrics in result["absolute"].items():
         for metric, r in metrics.items():
-            lines.append(f"| {variant} | {metric} | {r['median']:.4g} | {r['min']:.4g} | {r['max']:.4g} | {r['n']} |")
+            lines.append(f"| {variant} | {metric} | {spread_cells(r, '.4g')} |")
     lines += [
         "",
         "Per run, in order:",

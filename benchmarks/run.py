@@ -152,6 +152,12 @@ def sprint_epochs() -> float:
     return trainer.get("max_epochs", 1) * (limit if isinstance(limit, float) else 1.0)
 
 
+def spread_cells(r: dict, fmt: str = ".3f", n: bool = True) -> str:
+    """``median | min | max [| n]`` of a :func:`median_spread` summary, as Markdown table cells."""
+    cells = [f"{r[k]:{fmt}}" for k in ("median", "min", "max")] + ([str(r["n"])] if n else [])
+    return " | ".join(cells)
+
+
 def median_spread(values: list[float]) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
 
@@ -246,11 +252,11 @@ def write_outputs(result: dict) -> None:
         "|---|---:|---:|---:|---:|---|",
     ]
     for key, r in result["ratios"].items():
-        lines.append(f"| {key} | {r['median']:.2f} | {r['min']:.2f} | {r['max']:.2f} | {r['n']} | {r['target']} |")
+        lines.append(f"| {key} | {spread_cells(r, '.2f')} | {r['target']} |")
     lines += ["", "| run | metric | median | min | max |", "|---|---|---:|---:|---:|"]
     for kind, metrics in result["absolute"].items():
         for metric, r in metrics.items():
-            lines.append(f"| {kind} | {metric} | {r['median']:.4g} | {r['min']:.4g} | {r['max']:.4g} |")
+            lines.append(f"| {kind} | {metric} | {spread_cells(r, '.4g', n=False)} |")
     (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
     chart(result, RESULTS / f"{name}.png")
 

@@ -6,6 +6,7 @@ import gzip
 import os
 
 import pytest
+import torch
 from helpers import MNIST_FILES, N_TEST, N_TRAIN, idx_bytes, latest_run, make_split
 
 os.environ.setdefault("WANDB_MODE", "disabled")  # no test talks to a wandb server
@@ -44,3 +45,12 @@ def idx(tmp_path_factory) -> dict:
 @pytest.fixture(autouse=True)
 def cache_in_tmp(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models (RNNs, small MLPs): intra-op threads only add synchronization (10x slower on a busy 2-core box)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

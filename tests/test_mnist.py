@@ -508,3 +508,12 @@ def test_fashion_mnist_cnn_recipe_reaches_090_within_3_epochs_and_092_at_the_end
         accuracy[name] = metrics["test/acc"][-1]
     print(f"Fashion-MNIST test accuracy: {accuracy}")
     assert accuracy["epoch=2"] >= 0.90 and accuracy["last"] >= 0.92
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path(DEBIAN_FASHION_MNIST).is_dir(), reason="needs apt-get install dataset-fashion-mnist")
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_sprint_recipe_reaches_090_test_accuracy_in_one_process_for_every_seed(cli, seed):
+    run = cli("fit", "--config", CONFIGS / "fashion_mnist_cnn_sprint.yaml", "--seed_everything", str(seed))
+    metrics = read_metrics(run)  # validation chose the checkpoint; the test split was read once, at the end
+    assert len(metrics["test/acc"]) == 1 and metrics["test/acc"][0] >= 0.90, metrics["test/acc"]

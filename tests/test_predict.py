@@ -28,13 +28,7 @@ N_TRAIN_DIGITS, N_PHOTOS = 8000, 100
 CHECK_DIR = Path("/tmp/predict_check")  # a copy of predictions.png to look at
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models: intra-op threads only add synchronization on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see conftest.one_thread
 
 
 def run_cli(root: Path, *args: str) -> Path:

@@ -21,13 +21,7 @@ from dlbasics.models import SineGRU, SineLSTM
 MODELS = {"sine_lstm.yaml": SineLSTM, "sine_gru.yaml": SineGRU}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These RNNs are tiny: intra-op threads only add synchronization (10x slower on a busy 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see conftest.one_thread
 
 
 @pytest.fixture(scope="module", params=sorted(MODELS))

@@ -41,6 +41,7 @@ from dlbasics.resources import expand_config_args, experiment_names
 from dlbasics.runs import LOG_ROOT, find_checkpoint, keep_rows, read_csv_rows
 
 DEBUG_ENV = "DLBASICS_DEBUG"
+DEFAULT_THREADS = torch.get_num_threads()  # torch's choice, restored for runs that set no num_threads
 #: What a DataModule defines and a model needs; a link is skipped for a model without the parameter.
 LINKED = (
     "num_features", "num_classes", "horizon", "n_steps", "series_mean", "series_std", "pixel_mean", "pixel_std",
@@ -142,8 +143,8 @@ class DLBasicsCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
-        if config.get("num_threads"):
-            torch.set_num_threads(config.num_threads)
+        # Process-wide: an earlier run in this process (the tour, tests) must not leave its setting behind.
+        torch.set_num_threads(config.get("num_threads") or DEFAULT_THREADS)
         if self.subcommand == "fit":
             resume_wandb_run(config)  # from a checkpoint: log into its wandb run
         trainer = config.trainer

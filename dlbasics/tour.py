@@ -151,6 +151,21 @@ def loggers(tour_dir: Path) -> str:
     ])  # fmt: skip
 
 
+#: The picture callbacks (dlbasics.pictures) a report shows.
+PICTURES = ("LearningCurves", "FittedCurve", "ConfusionMatrix", "MisclassifiedImages", "ActivationMaps", "Forecast")
+
+
+def restore_pictures(config: Path) -> list[str]:
+    """Arguments that append the picture callbacks to a config whose ``trainer.callbacks`` leaves them out (the
+    sprint recipe, which saves their time); the report shows every experiment's pictures."""
+    import yaml
+
+    callbacks = ((yaml.safe_load(config.read_text()) or {}).get("trainer") or {}).get("callbacks")
+    if callbacks is None or "dlbasics.pictures" in str(callbacks):
+        return []
+    return [f"--trainer.callbacks+=dlbasics.pictures.{name}" for name in PICTURES]
+
+
 def newest_run(tour_dir: Path) -> Path:
     return max((tour_dir / "runs").glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
 
@@ -179,6 +194,7 @@ def run_experiment(exp: Stop, quick: bool, tour_dir: Path) -> Result:
             return Result(exp.name, exp.reference, picked, None)
         label, extra, config = picked
     common = ["--config", str(CONFIGS / config), *extra, "--trainer.logger", loggers(tour_dir)]
+    common += restore_pictures(CONFIGS / config)
     start = time.perf_counter()
     runs: list[Path] = []
     try:

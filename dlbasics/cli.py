@@ -37,6 +37,7 @@ import dlbasics.models  # noqa: F401  (registers the classes so short names reso
 from dlbasics import __version__
 from dlbasics.dashboards import SaveConfig, resume_wandb_run
 from dlbasics.errors import one_line
+from dlbasics.models.base import check_format
 from dlbasics.resources import expand_config_args, experiment_names
 from dlbasics.runs import LOG_ROOT, find_checkpoint, keep_rows, read_csv_rows
 
@@ -139,7 +140,8 @@ class DLBasicsCLI(LightningCLI):
         subcommand = self.config.get("subcommand")
         if subcommand and self.config[subcommand].get("ckpt_path"):
             cfg = self.config[subcommand]
-            cfg.ckpt_path = resolve_ckpt_path(cfg.ckpt_path, *(cfg.get(k).class_path for k in ("model", "data")))
+            classes = (cfg.get(k).class_path if cfg.get(k) else None for k in ("model", "data"))
+            cfg.ckpt_path = resolve_ckpt_path(cfg.ckpt_path, *classes)
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
@@ -200,6 +202,7 @@ def resolve_ckpt_path(value: str, model: str | None, data: str | None) -> str:
         raise ValueError(
             f"{value} is not a readable checkpoint ({type(err).__name__}): pass a .ckpt written by `dlbasics fit`"
         ) from None
+    check_format(path)  # an older dlbasics' checkpoint: one line saying to retrain
     return value
 
 

@@ -148,6 +148,20 @@ def test_nan_guard_reads_its_record_every_stride_and_names_the_first_bad_step(on
     assert reads == [5, 10]  # read twice, not at every step; the error names step 8, where the loss went bad
 
 
+def test_a_checkpoint_of_an_older_dlbasics_is_refused_with_one_line(cli, tmp_path, capsys):
+    run = cli("fit", "--config", RULE, "--trainer.max_epochs", "1", *SMALL, "--test_after_fit", "false")
+    checkpoint = torch.load(run / "checkpoints/last.ckpt", weights_only=True)
+    del checkpoint["dlbasics_format_version"]
+    old = tmp_path / "old.ckpt"
+    torch.save(checkpoint, old)
+    with pytest.raises(ValueError, match=r"older dlbasics.*retrain it with `dlbasics fit`"):
+        RuleClassifier.load_from_checkpoint(old)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["test", "--config", str(RULE), "--ckpt_path", str(old)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 1 and len(err) == 1 and "retrain it with `dlbasics fit`" in err[0]
+
+
 def test_ckpt_path_passes_urls_and_lightning_keywords_through(tmp_path):
     for value in ("https://example.com/model.ckpt", "s3://bucket/model.ckpt", "hpc", "registry", "registry:m:v1"):
         assert resolve_ckpt_path(value, "dlbasics.models.RuleClassifier", None) == value

@@ -247,8 +247,14 @@ def quiet_third_parties() -> None:
         ("lightning.pytorch.loops.prediction_loop", r"Couldn't infer the batch indices"),
     ):
         warnings.filterwarnings("ignore", message=message, module=module)
-    # An advertisement; the epoch lines already say where fit stopped; the next line names the checkpoint again.
-    noise = ("💡 Tip:", "`Trainer.fit` stopped:", "Restoring states from the checkpoint path at")
+    # An advertisement; the epoch lines already say where fit stopped; the next line names the checkpoint again;
+    # a schedule's step count is internal bookkeeping.
+    noise = (
+        "💡 Tip:",
+        "`Trainer.fit` stopped:",
+        "Restoring states from the checkpoint path at",
+        "Loading `train_dataloader` to estimate number of stepping batches",
+    )
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
         lambda record: not record.getMessage().startswith(noise)
     )

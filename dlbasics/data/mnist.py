@@ -162,9 +162,10 @@ class MNISTDataModule(InMemoryDataModule):
     def on_after_batch_transfer(self, batch: tuple[Tensor, ...], dataloader_idx: int) -> tuple[Tensor, ...]:
         """uint8 ``(N, 28, 28)`` → float pixels in [0, 1] ``(N, 1, 28, 28)``, shifted at random while training."""
         x, *rest = batch
+        x = to_pixels(x)
         if self.shift and self.trainer is not None and self.trainer.training:
-            return (random_shift(x.unsqueeze(1).float(), self.shift).mul_(1.0 / 255.0), *rest)
-        return (to_pixels(x), *rest)
+            x = random_shift(x, self.shift)
+        return (x, *rest)
 
 
 def to_pixels(images: Tensor) -> Tensor:

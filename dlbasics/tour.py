@@ -231,12 +231,14 @@ def write_report(tour_dir: Path, results: list[Result], scratch_table: str, quic
 
     import torch
 
+    from dlbasics.cli import DEFAULT_THREADS
+
     mark = {True: "pass", False: "**FAIL**", None: "skipped"}
     lines = [
         f"# dlbasics tour — {tour_dir.name} ({'quick' if quick else 'full'})",
         "",
         f"{platform.node()} · {platform.processor() or platform.machine()} · torch {torch.__version__} · "
-        f"{torch.get_num_threads()} threads · total {seconds:.0f} s",
+        f"{DEFAULT_THREADS} threads (1 for the tiny models) · total {seconds:.0f} s",
         "",
         "| experiment | data | reference (original material) | measured | result | time | run |",
         "|---|---|---|---|---|---:|---|",

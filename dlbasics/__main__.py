@@ -1,6 +1,8 @@
 """``python -m dlbasics fit --config configs/linear_regression.yaml`` — the same CLI as ``dlbasics``."""
 
-from dlbasics.cli import main
+import sys
+
+from dlbasics.launch import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import shutil
+from itertools import pairwise
 from pathlib import Path
 
 import lightning as L
@@ -333,12 +334,48 @@ def test_fish_book_initialisation_and_the_other_choices():
 
 
 @pytest.mark.parametrize("channels", [[8], [8, 16], [4, 8, 16], [4, 4, 8, 8]])
-def test_cnn_blocks_and_head(channels):
-    model = MNISTCNN(channels=channels)
+@pytest.mark.parametrize("hidden", [0, 12])
+def test_cnn_blocks_and_head(channels, hidden):
+    model = MNISTCNN(channels=channels, hidden=hidden)
     assert model(torch.randn(3, 1, 28, 28)).shape == (3, 10)
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     assert [m.out_channels for m in convs] == channels
-    assert sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()) == len(channels)
+    # every block: conv, max-pool, then BatchNorm and ReLU on the pooled values
+    assert [type(m) for m in model.features] == [nn.Conv2d, nn.MaxPool2d, nn.BatchNorm2d, nn.ReLU] * len(channels)
+    linears = [m for m in model.head if isinstance(m, nn.Linear)]
+    side = 28 // 2 ** len(channels)
+    widths = [channels[-1] * side * side, *([hidden] if hidden else []), 10]
+    assert [(m.in_features, m.out_features) for m in linears] == list(pairwise(widths))
+    assert any(isinstance(m, nn.BatchNorm1d) for m in model.head) == bool(hidden)
+    with pytest.raises(ValueError, match="hidden must be >= 0"):
+        MNISTCNN(hidden=-1)
+
+
+def test_a_cnn_checkpoint_from_before_the_block_order_change_is_refused(tmp_path):
+    model = MNISTCNN(channels=[4], hidden=8)
+    trainer = L.Trainer(max_steps=0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False)  # fmt: skip
+    trainer.strategy.connect(model)
+    trainer.save_checkpoint(tmp_path / "now.ckpt")  # hparams hold torch.optim.Adam: not readable weights-only
+    assert isinstance(MNISTCNN.load_from_checkpoint(tmp_path / "now.ckpt", weights_only=False), MNISTCNN)
+
+    def older(path: Path, version: int) -> Path:  # as the CLI writes them: plain hparams, an older format
+        checkpoint = torch.load(path, weights_only=False)
+        checkpoint["dlbasics_format_version"] = version
+        for name in ("optimizer", "lr_scheduler"):
+            checkpoint["hyper_parameters"].pop(name)
+        torch.save(checkpoint, path.with_name(f"v{version}_{path.name}"))
+        return path.with_name(f"v{version}_{path.name}")
+
+    assert isinstance(MNISTCNN.load_from_checkpoint(older(tmp_path / "now.ckpt", 2)), MNISTCNN)
+    with pytest.raises(ValueError, match=r"older dlbasics \(BatchNorm before the max-pool.*retrain it"):
+        MNISTCNN.load_from_checkpoint(older(tmp_path / "now.ckpt", 1))
+    mlp = MNISTMLP(hidden_sizes=[4])  # format 1 is still readable for the MLP: its layers did not change
+    trainer.strategy.connect(mlp)
+    trainer.save_checkpoint(tmp_path / "mlp.ckpt")
+    assert isinstance(MNISTMLP.load_from_checkpoint(older(tmp_path / "mlp.ckpt", 1)), MNISTMLP)
+    with pytest.raises(ValueError, match=r"older dlbasics \(optimizers given as strings"):
+        MNISTMLP.load_from_checkpoint(older(tmp_path / "mlp.ckpt", 0))
 
 
 @pytest.mark.parametrize("cls", [MNISTMLP, MNISTCNN])

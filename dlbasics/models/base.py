@@ -14,6 +14,7 @@ Models compute; they write no files. Pictures come from the callbacks in :mod:`d
 
 from __future__ import annotations
 
+import pickle
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
@@ -37,9 +38,14 @@ from torchmetrics.classification import (
 from dlbasics.models.schedules import run_length_kwargs, scheduler_class
 
 STAGES = ("train", "val", "test")
-#: Written into every checkpoint (``dlbasics_format_version``); checkpoints without it (older dlbasics: string
-#: optimizers, MNIST models fed standardized images) are refused with a line saying to retrain.
-FORMAT_VERSION = 1
+#: Written into every checkpoint (``dlbasics_format_version``); a checkpoint older than its model can read is
+#: refused with a line saying to retrain (:func:`check_format`).
+FORMAT_VERSION = 2
+#: Why a model cannot read a format older than ``version``: ``{model: (version, what changed)}``.
+BREAKING_CHANGES = {
+    None: (1, "optimizers given as strings, MNIST models fed standardized images"),  # every model
+    "dlbasics.models.mnist.MNISTCNN": (2, "BatchNorm before the max-pool in every block"),
+}
 
 
 def check_positive(**values: float) -> None:
@@ -264,13 +270,23 @@ class Classifier(Experiment):
 
 
 def check_format(path: Path) -> None:
-    """Raise a one-line ``ValueError`` if the checkpoint at ``path`` was written by an older dlbasics."""
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    if checkpoint.get("dlbasics_format_version", 0) < FORMAT_VERSION and "hyper_parameters" in checkpoint:
-        raise ValueError(
-            f"{path} was written by an older dlbasics (optimizers given as strings, MNIST models fed standardized "
-            "images): retrain it with `dlbasics fit`"
-        )
+    """Raise a one-line ``ValueError`` if the checkpoint at ``path`` is older than its model can read.
+
+    A checkpoint that holds Python objects (a model built in Python keeps ``optimizer=torch.optim.Adam`` in its
+    hyperparameters) cannot be read safely here: it is left to Lightning, whose strict ``load_state_dict``
+    still refuses weights of another layout.
+    """
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except pickle.UnpicklingError:
+        return
+    if "hyper_parameters" not in checkpoint:  # not a LightningModule checkpoint: Lightning says what is wrong
+        return
+    version = checkpoint.get("dlbasics_format_version", 0)
+    for model in (None, checkpoint.get("dlbasics_model")):
+        oldest, change = BREAKING_CHANGES.get(model, (0, ""))
+        if version < oldest:
+            raise ValueError(f"{path} was written by an older dlbasics ({change}): retrain it with `dlbasics fit`")
 
 
 def check_input(module: nn.Module, x: Tensor, *trailing: int) -> None:

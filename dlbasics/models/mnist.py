@@ -214,10 +214,11 @@ def init_linear(layer: nn.Linear, init: str, std: float, activation: str) -> Non
 
 
 class MNISTCNN(ImageClassifier):
-    """Blocks of conv 3x3, BatchNorm, ReLU, max-pool 2x2, then dropout and a linear head.
+    """Blocks of conv 3x3, max-pool 2x2, BatchNorm, ReLU; then an optional hidden layer, dropout and a linear head.
 
-    Each block applies the pool before the ReLU: the two commute, so the function is the same and the
-    ReLU runs on a quarter of the values.
+    Each block normalizes after the pool, so BatchNorm and ReLU run on a quarter of the values: on a CPU that
+    makes a step ~1.3x faster than BatchNorm at full resolution, and one epoch of the sprint recipe was as
+    accurate or more (``configs/fashion_mnist_cnn_sprint.yaml``).
 
     Args:
         num_features: Values per image (linked from the DataModule); the blocks are built for 28x28, so 784.
@@ -226,7 +227,8 @@ class MNISTCNN(ImageClassifier):
         pixel_std: Their standard deviation (linked from the DataModule); ``forward`` divides by it.
         class_names: Names of the classes (linked from the DataModule), for :meth:`predict_images`' labels.
         channels: Output channels of each block; each block halves the image side (28 → 14 → 7 …).
-        dropout: Dropout probability before the linear head.
+        hidden: Width of a hidden layer between the blocks and the output (linear, BatchNorm, ReLU); 0: none.
+        dropout: Dropout probability before the output layer.
         channels_last: Keep convolution weights and activations channels-last (faster on CPUs with oneDNN).
         optimizer: See :class:`~dlbasics.models.base.Experiment`.
         lr_scheduler: See :class:`~dlbasics.models.base.Experiment`.
@@ -240,6 +242,7 @@ class MNISTCNN(ImageClassifier):
         pixel_std: float = 1.0,
         class_names: list[str] | None = None,
         channels: list[int] = [32, 64],  # noqa: B006
+        hidden: int = 0,
         dropout: float = 0.0,
         channels_last: bool = False,
         optimizer: OptimizerCallable = torch.optim.Adam,
@@ -253,14 +256,21 @@ class MNISTCNN(ImageClassifier):
             raise ValueError(f"channels must list 1 to 4 block widths >= 1 (28x28 images), got {channels}")
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if hidden < 0:
+            raise ValueError(f"hidden must be >= 0 (0: no hidden layer), got {hidden}")
         self.save_hyperparameters()
         blocks: list[nn.Module] = []
         for c_in, c_out in zip([1, *channels[:-1]], channels, strict=True):
-            blocks += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out)]
-            blocks += [nn.MaxPool2d(2), nn.ReLU()]
+            blocks += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.MaxPool2d(2)]
+            blocks += [nn.BatchNorm2d(c_out), nn.ReLU()]
         side = 28 // 2 ** len(channels)
         self.features = nn.Sequential(*blocks)
-        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(channels[-1] * side * side, num_classes))
+        width = channels[-1] * side * side
+        head: list[nn.Module] = [nn.Flatten()]
+        if hidden:
+            head += [nn.Linear(width, hidden, bias=False), nn.BatchNorm1d(hidden), nn.ReLU()]
+            width = hidden
+        self.head = nn.Sequential(*head, nn.Dropout(dropout), nn.Linear(width, num_classes))
         if channels_last:
             self.features.to(memory_format=torch.channels_last)
         self.example_input_array = torch.zeros(1, 1, 28, 28)  # the model summary's sizes and FLOPs

@@ -1,11 +1,13 @@
-"""A/B/C of the garbage collector at start-up (``dlbasics.launch``): the sprint recipe as one process.
+"""Start-up and exit as ``dlbasics.launch`` runs them, against plain Python: the sprint recipe as one process.
 
     python benchmarks/gc_freeze.py [--repeats 3]   # writes benchmarks/results/gc_freeze.md
 
 The imports leave about a million objects that never become garbage. Plain: the cyclic collector runs during
-the imports and walks them at every full collection afterwards. Freeze only: ``gc.freeze()`` after the imports
-(what dlbasics did before ``dlbasics.launch``). As shipped: the collector paused during the imports, then
-``gc.freeze()``. Runs alternate, each timed from spawn to exit.
+the imports and walks them at every full collection afterwards, and the interpreter frees them one by one at
+exit. Frozen after the imports: ``gc.freeze()`` once the CLI is imported (what dlbasics did before
+``dlbasics.launch``). As shipped (``python -m dlbasics``): the collector paused during the imports, then
+``gc.freeze()``, and at exit the module teardown skipped after every ``atexit`` handler has run. Runs alternate,
+each timed from spawn to exit.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ CONFIG = ["fit", "--config", "fashion_mnist_cnn_sprint"]
 PLAIN = "import sys; from dlbasics.cli import main; sys.exit(main())"
 FREEZE_ONLY = "import gc, sys; from dlbasics.cli import main; gc.freeze(); sys.exit(main())"
 VARIANTS = {
-    "paused during imports, then frozen (as shipped)": [sys.executable, "-m", "dlbasics", *CONFIG],
+    "as shipped: paused, frozen, no teardown": [sys.executable, "-m", "dlbasics", *CONFIG],
     "frozen after the imports": [sys.executable, "-c", FREEZE_ONLY, *CONFIG],
     "plain": [sys.executable, "-c", PLAIN, *CONFIG],
 }
@@ -47,7 +49,7 @@ def main() -> None:
     }
     m = machine()
     lines = [
-        "# The garbage collector at CLI start-up: process wall time",
+        "# Start-up and exit (dlbasics.launch): process wall time",
         "",
         f"{m['cpu']}, {m['cores']} cores · Python {m['python']} · torch {m['torch']} · {m['date']}",
         "",

@@ -15,6 +15,7 @@ pair within a repeat, then summarised by its median.
 from __future__ import annotations
 
 import argparse
+import compileall
 import gzip
 import json
 import os
@@ -238,13 +239,14 @@ def write_outputs(result: dict) -> None:
     name = "results_quick" if result["quick"] else "results"
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=1))
     m = result["machine"]
+    epochs = f"{result['dlbasics_epochs']:g} epoch" + ("" if result["dlbasics_epochs"] == 1 else "s")
     lines = [
         f"# dlbasics benchmarks ({'quick' if result['quick'] else 'full'})",
         "",
         f"{m['cpu']}, {m['cores']} cores · Python {m['python']} · torch {m['torch']} · {m['allocator']} · {m['date']}",
         "",
         "(a) pytorch/examples MNIST CNN script · (b) the same in Lightning · dlbasics: "
-        f"`configs/fashion_mnist_cnn_sprint.yaml` ({result['dlbasics_epochs']:g} epochs) as one `dlbasics fit` "
+        f"`configs/fashion_mnist_cnn_sprint.yaml` ({epochs}) as one `dlbasics fit` "
         "process, which tests its best-by-validation checkpoint at the end (its time to target: spawn to exit). "
         f"Fashion-MNIST, target {result['target_acc']:.0%} test accuracy.",
         "",
@@ -291,6 +293,9 @@ def main() -> None:
         sys.exit(f"benchmarks need Fashion-MNIST in {FMNIST}: apt-get install dataset-fashion-mnist")
     RESULTS.mkdir(exist_ok=True)
     root = torchvision_root()
+    # Bytecode for dlbasics, as a regular pip install leaves it; an editable install writes it on first import,
+    # unless PYTHONDONTWRITEBYTECODE is set (as on our CI machines), which would charge every run its compilation.
+    compileall.compile_dir(ROOT / "dlbasics", quiet=1)
     cnn = []
     for repeat in range(repeats):
         for kind in "abc":

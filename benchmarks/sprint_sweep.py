@@ -29,11 +29,11 @@ VARIANTS: dict[str, tuple[dict[str, str], str]] = {
     "[16, 48], no hidden layer": ({"model.hidden": "0"}, "what the hidden layer buys"),
     "[16, 48, 96], no hidden layer": (
         {"model.channels": "[16,48,96]", "model.hidden": "0"},
-        "the previous recipe's blocks, one epoch",
+        "the previous recipe's blocks (BatchNorm now after the pool), one epoch",
     ),
     "[16, 48, 96], no hidden layer, 2 epochs": (
         {"model.channels": "[16,48,96]", "model.hidden": "0", "trainer.max_epochs": "2"},
-        "the previous recipe (2 epochs)",
+        "the previous recipe's blocks and 2 epochs",
     ),
 }
 
@@ -65,7 +65,8 @@ def main() -> None:
         "",
         "One `dlbasics fit --config configs/fashion_mnist_cnn_sprint.yaml` process per cell with the variant's",
         "overrides; test accuracy of the best-by-validation checkpoint; epoch = training seconds of one epoch",
-        "(median over seeds, validation excluded); wall = spawn to exit (median).",
+        "(median over seeds, validation excluded); wall = spawn to exit (median). This machine's speed drifts by",
+        "±25 % within minutes: compare times only within a row's seeds, or use benchmarks/run.py's ratios.",
         "",
         f"| variant | why | test acc, seeds {', '.join(map(str, args.seeds))} | min | epoch s | wall s |",
         "|---|---|---|---:|---:|---:|",

@@ -137,6 +137,23 @@ def test_the_console_entry_points_import_with_the_collector_paused_then_frozen()
     assert enabled == "True" and int(frozen) > 200_000 and int(young) < 1000 and lightning == "True"
 
 
+@pytest.mark.parametrize(
+    ("entry", "status"), [("None", 0), ("sys.exit(3)", 3), ("sys.exit('bad')", 1), ("1 / 0", 1), ("7", 7)]
+)
+def test_the_console_exit_skips_only_the_teardown(entry, status):
+    """Handlers registered during the run still run (after it), buffered output is flushed, the status is kept."""
+    probe = (
+        "import atexit, sys\nfrom dlbasics.launch import run_then_skip_teardown\n"
+        "def entry():\n    atexit.register(print, 'handler ran', end='')\n"  # a pipe: buffered, no newline
+        f"    return {entry}\n"
+        "run_then_skip_teardown(entry)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == status and proc.stdout == "handler ran", (proc.stdout, proc.stderr)
+    assert ("ZeroDivisionError" in proc.stderr) == (entry == "1 / 0")  # a failure's traceback is printed
+    assert ("bad" in proc.stderr) == ("bad" in entry)
+
+
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_interrupt_stops_gracefully_with_the_conventional_exit_status(tmp_path, signum, code):
     cmd = [*DLBASICS, "fit", "--config", RULE, "--trainer.max_epochs", "100000", *SMALL]

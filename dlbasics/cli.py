@@ -262,7 +262,7 @@ def quiet_third_parties() -> None:
 
 
 def main(args: list[str] | None = None) -> None:
-    """Entry point of ``dlbasics`` and ``python -m dlbasics``.
+    """What ``dlbasics`` and ``python -m dlbasics`` run (through :mod:`dlbasics.launch`).
 
     Errors print as one line on stderr with exit status 1 (2 for command-line errors); set ``DLBASICS_DEBUG=1``
     for the full traceback. Ctrl-C (SIGINT) and SIGTERM stop gracefully (the last checkpoint stays usable) with

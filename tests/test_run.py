@@ -92,35 +92,41 @@ def test_a_refused_run_leaves_no_directory_and_takes_no_version(cli, tmp_path, a
     assert cli("fit", "--config", RULE, "--trainer.max_epochs", "1", *SMALL).name == "version_0"
 
 
-def test_plain_fit_console_is_quiet_and_in_order(tmp_path):
+#: What a plain run must never print (third-party tips, deprecations, warnings, Lightning's repeated notices).
+NOISE = ("Tip", "deprecated", "Warning", "warn(", "Total FLOPs: 0", "dirpath has changed", "stopped", "not supported")
+
+
+def quiet_console(cwd: Path, *args: str) -> str:
+    """Run ``dlbasics *args`` with every warning shown; assert it succeeds without :data:`NOISE`; its console."""
     env = {**os.environ, "PYTHONWARNINGS": "default", "PYTHONUNBUFFERED": "1"}  # every warning shown, in order
-    proc = subprocess.run([*DLBASICS, "fit", "--config", "linear_regression"], cwd=tmp_path, env=env, text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)  # fmt: skip
-    console = proc.stdout
-    assert proc.returncode == 0, console[-2000:]
-    for noise in ("Tip", "deprecated", "Warning", "warn(", "Total FLOPs: 0", "dirpath has changed", "stopped"):
-        assert noise not in console, (noise, console)
+    proc = subprocess.run([*DLBASICS, *args], cwd=cwd, env=env, text=True, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    for noise in NOISE:
+        assert noise not in proc.stdout, (noise, proc.stdout)
+    return proc.stdout
+
+
+def assert_in_order(console: str, markers: list[str]) -> None:
+    positions = [console.index(marker) for marker in markers]
+    assert positions == sorted(positions), console
+
+
+def test_plain_fit_console_is_quiet_and_in_order(tmp_path):
+    console = quiet_console(tmp_path, "fit", "--config", "linear_regression")
     assert console.count("epoch 3/3 ") == 1
     order = ["Seed set to 42", "Total FLOPs", "epoch 1/3 ", "epoch 3/3 ", "learning curves:", "closed-form w"]
-    order.append("test/loss")
-    positions = [console.index(marker) for marker in order]
-    assert positions == sorted(positions), console
+    assert_in_order(console, [*order, "test/loss"])
 
 
 @pytest.mark.skipif(not Path(DEBIAN_FASHION_MNIST).is_dir(), reason="needs apt-get install dataset-fashion-mnist")
 def test_the_sprint_console_is_quiet_too(tmp_path):
     """bf16-mixed, no sanity check, no pictures: a configuration the linear regression above does not cover."""
     limits = [f"--trainer.limit_{stage}_batches={n}" for stage, n in (("train", 4), ("val", 1), ("test", 1))]
-    env = {**os.environ, "PYTHONWARNINGS": "default", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.run([*DLBASICS, "fit", "--config", "fashion_mnist_cnn_sprint", *limits], cwd=tmp_path, env=env,
-                          text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)  # fmt: skip
-    console = proc.stdout
-    assert proc.returncode == 0, console[-2000:]
-    for noise in ("Tip", "deprecated", "Warning", "warn(", "not supported", "stopped", "Sanity"):
-        assert noise not in console, (noise, console)
+    console = quiet_console(tmp_path, "fit", "--config", "fashion_mnist_cnn_sprint", *limits)
+    assert "Sanity" not in console
     order = ["Seed set to 42", "bfloat16", "Total FLOPs", "epoch 1/1 ", "Loaded model weights", "test/acc"]
-    positions = [console.index(marker) for marker in order]
-    assert positions == sorted(positions), console
+    assert_in_order(console, order)
 
 
 def test_the_console_entry_points_import_with_the_collector_paused_then_frozen():

@@ -22,7 +22,7 @@ from PIL import Image
 from dlbasics.cli import main
 from dlbasics.data import MNISTDataModule
 from dlbasics.data.inputs import load_images
-from dlbasics.models import MNISTMLP, SineLSTM
+from dlbasics.models import MNISTCNN, MNISTMLP, RuleClassifier, SineLSTM
 
 N_TRAIN_DIGITS, N_PHOTOS = 8000, 100
 CHECK_DIR = Path("/tmp/predict_check")  # a copy of predictions.png to look at
@@ -217,3 +217,14 @@ def test_fashion_mnist_predict_split_uses_the_fashion_style_and_class_names(tmp_
     table = data.prediction_table(torch.tensor([0, 1]), {"class": torch.tensor([0, 9]), "probability": torch.rand(2)})
     assert list(table) == ["index", "file", "class", "label", "probability"]
     assert table["file"] == ["a.png", "b.png"] and table["label"] == ["T-shirt/top", "Ankle boot"]
+
+
+@pytest.mark.parametrize("model", [MNISTCNN(channels=[4]), RuleClassifier()], ids=["multiclass", "binary"])
+def test_probabilities_under_bf16_autocast_are_float32(model):
+    x = torch.rand(16, 1, 28, 28) if isinstance(model, MNISTCNN) else torch.rand(16, 5)
+    model.eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        logits, out = model(x), model.predict_step((x,), 0)
+    assert logits.dtype == torch.bfloat16 and out["probability"].dtype == torch.float32  # not rounded to 3 digits
+    probs = logits.float().sigmoid() if model.binary else logits.float().softmax(-1).max(-1).values
+    assert torch.equal(out["probability"], probs)

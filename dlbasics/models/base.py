@@ -166,7 +166,7 @@ class Experiment(L.LightningModule, ABC):
 
     def predict_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> dict[str, Tensor]:
         """Predictions for a batch as named columns (see :class:`dlbasics.callbacks.PredictionWriter`)."""
-        return {"prediction": self(batch[0])}
+        return {"prediction": self(batch[0]).float()}  # float32 even under bf16 autocast
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # torch's RNG states (dropout, augmentation) so that a resumed run continues bit for bit.
@@ -261,7 +261,7 @@ class Classifier(Experiment):
         return output.sigmoid() if self.binary else output.softmax(dim=-1)
 
     def predict_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> dict[str, Tensor]:
-        output = self(batch[0])
+        output = self(batch[0]).float()  # under bf16 autocast the logits are bf16: probabilities in float32
         if self.binary:
             prob = output.sigmoid()
             return {"class": (prob > 0.5).long(), "probability": prob}

@@ -118,7 +118,7 @@ class SineRNN(Experiment):
         """
         if len(batch) == 2 and batch[0].ndim == 2:
             return {"forecast": self.forecast(batch[0], int(batch[1].max()))}
-        columns = {"prediction": self.to_raw(self(batch[0]))}
+        columns = {"prediction": self.to_raw(self(batch[0]).float())}  # float32 even under bf16 autocast
         if len(batch) >= 3:
             columns = {"time": batch[2], "target": self.to_raw(batch[1])} | columns
         return columns

@@ -1,102 +1,25 @@
-"""Callbacks of the run itself (the CLI's default ``trainer.callbacks``): progress, prediction file, NaN guard.
+"""The run's callbacks: :data:`DEFAULTS` (what every run gets in ``trainer.callbacks``), progress and the NaN guard.
 
-    dlbasics predict --config configs/rule_classifier.yaml --ckpt_path <ckpt>   # writes predictions.csv
+    dlbasics fit --config rule_classifier --print_config   # trainer.callbacks: these, by class
 
-Pictures come from :mod:`dlbasics.pictures`. ``dlbasics fit --print_config`` lists every default callback;
-a ``trainer.callbacks`` list in YAML replaces them (``--trainer.callbacks+=X`` on the command line appends).
+Pictures come from :mod:`dlbasics.pictures`, the prediction file from :mod:`dlbasics.use.predict`. A
+``trainer.callbacks`` list in YAML replaces the defaults (``--trainer.callbacks+=X`` on the command line appends).
 """
 
 from __future__ import annotations
 
-import csv
 import math
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import BasePredictionWriter, Callback, RichProgressBar
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint, RichProgressBar
 from torch import Tensor
 
-from dlbasics.runs import run_dir
-
-
-class PredictionWriter(BasePredictionWriter):
-    """Write ``predict_step``'s dict of tensors as one CSV, ``<run dir>/<filename>``, in sample order.
-
-    Each rank keeps its own predictions; at the end of the epoch they are gathered on global rank 0,
-    put back in dataset order and written once, so a DDP predict produces one combined file.
-    Columns: ``index`` then one per key (``key_0 … key_{K-1}`` for ``(N, K)`` outputs).
-
-    The DataModule may name the columns itself: a method ``prediction_table(index, columns)`` returning a
-    ``{column: values}`` dict (strings allowed, e.g. file names and class names) replaces the default table;
-    returning ``None`` keeps it. :class:`~dlbasics.data.MNISTDataModule` adds ``file`` and ``label``,
-    :class:`~dlbasics.data.SineData` turns a forecast of the user's series into ``step, forecast`` rows.
-
-    It writes once per epoch (``write_interval="epoch"``: Lightning keeps the epoch's predictions for it).
-
-    Args:
-        filename: Name of the CSV inside the run directory.
-    """
-
-    def __init__(self, filename: str = "predictions.csv") -> None:
-        super().__init__(write_interval="epoch")
-        self.filename = filename
-        self.path: Path | None = None
-
-    def write_on_epoch_end(self, trainer, pl_module, predictions: Any, batch_indices: Any) -> None:
-        batches = [p if isinstance(p, dict) else {"prediction": p} for p in predictions]
-        batches = [{k: v.detach().cpu() for k, v in b.items()} for b in batches]
-        columns = {k: torch.cat([b[k] for b in batches]) for k in batches[0]} if batches else {}
-        loader = trainer.predict_dataloaders
-        n = len(next(iter(columns.values()))) if columns else 0
-        indices = loader.indices()[:n] if hasattr(loader, "indices") else torch.arange(n)
-        shards = [(indices, columns)]
-        if trainer.world_size > 1:
-            gathered: list[Any] = [None] * trainer.world_size
-            torch.distributed.all_gather_object(gathered, (indices, columns))
-            shards = gathered
-        if not trainer.is_global_zero:
-            return
-        shards = [s for s in shards if s[1]] or [(torch.arange(0), {})]  # a rank may have had no sample
-        index, order = torch.cat([s[0] for s in shards]).sort(stable=True)
-        first = torch.ones_like(index, dtype=torch.bool)  # a sample every rank predicted is written once
-        first[1:] = index[1:] != index[:-1]
-        order, index = order[first], index[first]
-        merged = {k: torch.cat([s[1][k] for s in shards])[order] for k in shards[0][1]}
-        hook = getattr(trainer.datamodule, "prediction_table", None)
-        table = (hook(index, merged) if callable(hook) else None) or default_table(index, merged)
-        self.path = run_dir(trainer) / self.filename
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        write_table(self.path, table)
-        print(f"predictions: {self.path}")
-
-
-def default_table(index: Tensor, columns: dict[str, Tensor]) -> dict[str, list]:
-    """``index`` then one column per key (``key_0 … key_{K-1}`` for ``(N, K)`` tensors)."""
-    table: dict[str, list] = {"index": index.long().tolist()}
-    for key, value in columns.items():
-        value = value.reshape(len(value), -1)
-        names = [key] if value.shape[1] == 1 else [f"{key}_{j}" for j in range(value.shape[1])]
-        table |= {name: col.tolist() for name, col in zip(names, value.T, strict=True)}
-    return table
-
-
-def write_table(path: Path, table: dict[str, list]) -> None:
-    """Write ``{column: values}`` as a CSV: whole numbers as integers, other floats with 6 digits, strings as is."""
-
-    def fmt(v: Any) -> str:
-        if isinstance(v, str):
-            return v
-        return str(int(v)) if float(v).is_integer() else f"{float(v):.6g}"
-
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(list(table))
-        for row in zip(*table.values(), strict=True):
-            writer.writerow([fmt(v) for v in row])
+from dlbasics.pictures import PICTURES
+from dlbasics.use.predict import PredictionWriter
 
 
 class Progress(RichProgressBar):
@@ -218,3 +141,26 @@ class FiniteLossGuard(Callback):
             f"training loss became {loss} at epoch {epoch}, step {step}: "
             f"lower the learning rate or check the data ({kept})"
         )
+
+
+#: The default ``trainer.callbacks``, as ``(class, init_args)``: ``last.ckpt`` after every epoch (``save_last`` would
+#: only refresh it when a best checkpoint is written), progress, ``predictions.csv``, the NaN guard, the learning
+#: rate per epoch, and the pictures (each draws only for models that have what it needs).
+DEFAULTS: list[tuple[type, dict[str, Any]]] = [
+    (ModelCheckpoint, {"filename": "last", "monitor": None, "save_top_k": 1, "enable_version_counter": False}),
+    (Progress, {}),
+    (PredictionWriter, {}),
+    (FiniteLossGuard, {}),
+    (LearningRateMonitor, {"logging_interval": "epoch"}),
+    *((picture, {}) for picture in PICTURES),
+]
+#: CSV (``metrics.csv``) and TensorBoard, both writing ``lightning_logs/version_N``.
+LOGGERS = [
+    {"class_path": f"lightning.pytorch.loggers.{name}", "init_args": {"save_dir": ".", "name": "lightning_logs"}}
+    for name in ("CSVLogger", "TensorBoardLogger")
+]
+
+
+def as_config(entries: list[tuple[type, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """``(class, init_args)`` pairs as the config writes them: ``{class_path, init_args}``."""
+    return [{"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": dict(args)} for cls, args in entries]

@@ -1,25 +1,21 @@
 """The dlbasics command line: LightningCLI in subclass mode over ``dlbasics.models`` and ``dlbasics.data``.
 
-    dlbasics fit --config configs/linear_regression.yaml      # trains, then tests the best checkpoint
-    dlbasics test --config rule_classifier --ckpt_path last    # a shipped config by its bare name
-    dlbasics fit --model RuleClassifier --data RuleData --print_config
+    dlbasics fit --config linear_regression                 # trains, then tests the best checkpoint
+    dlbasics test --config rule_classifier --ckpt_path last  # a shipped config by its bare name
+    dlbasics export --config mnist_cnn --ckpt_path best      # model.onnx beside the checkpoint
 
 Every run gets, visible in ``--print_config`` and ``config.yaml``: CSV + TensorBoard loggers writing to
 ``lightning_logs/version_N/``, the best checkpoint by the experiment's ``checkpoint.monitor``, the default
-``trainer.callbacks`` (``last.ckpt`` after every epoch, progress, prediction writer, NaN guard, LR monitor,
-pictures) and a seed (42 unless configured). Built on LightningCLI's public API only.
+``trainer.callbacks`` (:data:`dlbasics.callbacks.DEFAULTS`) and a seed (42 unless configured). A ``--ckpt_path`` is
+data until proven otherwise (:mod:`dlbasics.checkpoints`). Built on LightningCLI's public API only.
 """
 
 from __future__ import annotations
 
 import argparse
-import ctypes
-import logging
 import os
-import signal
 import sys
 import textwrap
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -33,38 +29,13 @@ from lightning.pytorch.utilities.model_helpers import is_overridden
 
 import dlbasics.data
 import dlbasics.models  # noqa: F401  (registers the classes so short names resolve)
-from dlbasics import __version__
-from dlbasics.dashboards import SaveConfig, resume_wandb_run
-from dlbasics.errors import one_line
-from dlbasics.models.base import check_format
+from dlbasics import __version__, checkpoints, console
+from dlbasics.callbacks import DEFAULTS, LOGGERS, as_config
+from dlbasics.checkpoints import open_checkpoint
+from dlbasics.dashboards import SaveConfig, resume_wandb_run, wandb_loggers
 from dlbasics.resources import expand_config_args, experiment_names
-from dlbasics.runs import LOG_ROOT, find_checkpoint, keep_rows, read_csv_rows
+from dlbasics.runs import SHAPES, STATISTICS, discard_run, keep_rows, read_csv_rows, run_dir
 
-DEBUG_ENV = "DLBASICS_DEBUG"
-DEFAULT_THREADS = torch.get_num_threads()  # torch's choice, restored for runs that set no num_threads
-#: What a DataModule defines and a model needs; a link is skipped for a model without the parameter.
-LINKED = (
-    "num_features", "num_classes", "horizon", "n_steps", "series_mean", "series_std", "pixel_mean", "pixel_std",
-    "class_names",
-)  # fmt: skip
-LOGGERS = [
-    {"class_path": f"lightning.pytorch.loggers.{name}", "init_args": {"save_dir": ".", "name": LOG_ROOT}}
-    for name in ("CSVLogger", "TensorBoardLogger")
-]
-CALLBACKS = [
-    {  # last.ckpt after every epoch (save_last=True only refreshes it when a best checkpoint is written)
-        "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
-        "init_args": {"filename": "last", "monitor": None, "save_top_k": 1, "enable_version_counter": False},
-    },
-    {"class_path": "dlbasics.callbacks.Progress"},
-    {"class_path": "dlbasics.callbacks.PredictionWriter"},
-    {"class_path": "dlbasics.callbacks.FiniteLossGuard"},
-    {"class_path": "lightning.pytorch.callbacks.LearningRateMonitor", "init_args": {"logging_interval": "epoch"}},
-    *({"class_path": f"dlbasics.pictures.{name}"} for name in (
-        "LearningCurves", "FittedCurve", "ConfusionMatrix", "MisclassifiedImages", "ActivationMaps", "Forecast",
-        "PredictionGrid",
-    )),
-]  # fmt: skip
 DESCRIPTION = f"""dlbasics {__version__}: the deep-learning-basics curriculum as PyTorch Lightning experiments.
 
 Experiments (configs shipped with the package; pass a bare name or a path to your own YAML):
@@ -75,21 +46,50 @@ Overlays after the experiment: trainer/ddp, trainer/ddp_cpu, trainer/bf16, train
   dlbasics test --config fashion_mnist_cnn --ckpt_path best
   dlbasics export --config fashion_mnist_cnn --ckpt_path best   # model.onnx
 
---ckpt_path: a file, a URL, or Lightning's keywords; 'last' and 'best' mean the newest run of the same model
-and data under lightning_logs/ (its last.ckpt / best checkpoint), so `fit --ckpt_path last` resumes it."""
+--ckpt_path: a file, a URL, or Lightning's keywords; 'last' and 'best' mean the newest run of the same experiment
+(model and architecture, data and source) under lightning_logs/, so `fit --ckpt_path last` resumes it. A checkpoint
+of another model, or one naming code that is not an optimizer or schedule already imported, is refused."""
 
 
 class HelpFormatter(DefaultHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """jsonargparse's help, with the description's line breaks kept."""
 
 
+class DLBasicsTrainer(L.Trainer):
+    """Lightning's Trainer with one more subcommand: ``dlbasics export``."""
+
+    def export(
+        self, model: L.LightningModule, datamodule: Any = None, ckpt_path: str | None = None, opset: int | None = None
+    ) -> Path:
+        """Export a trained model to ONNX: model.onnx in its checkpoint's run, checked against PyTorch.
+
+        Args:
+            model: The model, built from the checkpoint's hyperparameters.
+            datamodule: Not used (the export needs only the checkpoint).
+            ckpt_path: The checkpoint: a file, a URL, or ``last``/``best`` of the config's experiment.
+            opset: ONNX opset version (``None``: torch's default).
+        """
+        if ckpt_path is None:
+            raise ValueError("export needs --ckpt_path: a .ckpt file, 'last' or 'best' of the config's experiment")
+        from dlbasics.use.onnx import export_checkpoint
+
+        return export_checkpoint(model, Path(ckpt_path), opset)
+
+
 class DLBasicsCLI(LightningCLI):
-    """LightningCLI with dlbasics' defaults (loggers, checkpoint, callbacks, links) and ``test_after_fit``."""
+    """LightningCLI with dlbasics' defaults (loggers, checkpoint, callbacks, links), ``test_after_fit`` and ``export``.
+
+    A refused or failed run that trained nothing (a bad file to predict, a bad optimizer setting) leaves no
+    ``version_N`` behind; a run with a checkpoint keeps it.
+    """
 
     def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
+        #: The ``--ckpt_path`` checkpoint, once checked (``None``: no checkpoint).
+        self.checkpoint: dict[str, Any] | None = None
         super().__init__(
             model_class=L.LightningModule,
             datamodule_class=L.LightningDataModule,
+            trainer_class=DLBasicsTrainer,
             subclass_mode_model=True,
             subclass_mode_data=True,
             seed_everything_default=42,
@@ -105,6 +105,10 @@ class DLBasicsCLI(LightningCLI):
             args=args,
             run=run,
         )
+
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        return {**LightningCLI.subcommands(), "export": {"model", "datamodule"}}
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument(
@@ -128,26 +132,36 @@ class DLBasicsCLI(LightningCLI):
                 "checkpoint.mode": "min",
                 "checkpoint.filename": "best-{epoch}-{step}",
                 "trainer.logger": LOGGERS,
-                "trainer.callbacks": CALLBACKS,
+                "trainer.callbacks": as_config(DEFAULTS),
+                "trainer.plugins": as_config([(checkpoints.AtomicCheckpointIO, {})]),
             }
         )
-        for name in LINKED:
+        # With a checkpoint, the shapes must agree with its model's (after_instantiate_classes), and the statistics
+        # are its own, given to the DataModule, which then reads nothing to compute them (before_instantiate_classes).
+        for name in SHAPES + STATISTICS:  # skipped for a model without the parameter or data without the attribute
             parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
         if subcommand and self.config[subcommand].get("ckpt_path"):
-            cfg = self.config[subcommand]
-            classes = (cfg.get(k).class_path if cfg.get(k) else None for k in ("model", "data"))
-            cfg.ckpt_path = resolve_ckpt_path(cfg.ckpt_path, *classes)
+            config = self.config[subcommand]
+            # Before Lightning copies the checkpoint's hyperparameters into the config (and imports what they name).
+            config.ckpt_path, self.checkpoint = open_checkpoint(config)
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
-        # Process-wide: an earlier run in this process (the tour, tests) must not leave its setting behind.
-        torch.set_num_threads(config.get("num_threads") or DEFAULT_THREADS)
-        if self.subcommand == "fit":
-            resume_wandb_run(config)  # from a checkpoint: log into its wandb run
+        if self.checkpoint is not None and config.get("data"):
+            stored, data_args = self.checkpoint.get("hyper_parameters") or {}, config.data.init_args
+            for name in STATISTICS:  # the normalization the checkpoint's model was trained with
+                if stored.get(name) is not None and name in data_args:
+                    data_args[name] = stored[name]
+        if config.get("num_threads"):
+            torch.set_num_threads(config.num_threads)  # process-wide: `main` restores it afterwards
+        if self.subcommand == "fit" and self.checkpoint is not None:
+            resume_wandb_run(config, self.checkpoint)  # log into the checkpoint's wandb run
+        for logger in wandb_loggers(config):  # spawned DDP workers put the run's media there
+            os.environ.setdefault("WANDB_DIR", os.path.abspath(logger.init_args.get("save_dir") or "."))
         trainer = config.trainer
         # The user switched these off: drop their default callbacks rather than fail on the contradiction.
         drop = (["Progress", "ProgressBar"] if trainer.get("enable_progress_bar") is False else []) + (
@@ -155,6 +169,20 @@ class DLBasicsCLI(LightningCLI):
         )
         if drop and trainer.get("callbacks"):
             trainer.callbacks = [c for c in trainer.callbacks if c.class_path.rsplit(".", 1)[-1] not in drop]
+
+    def after_instantiate_classes(self) -> None:
+        """With a checkpoint: refuse, in one line, data whose shapes cannot feed its model (before anything runs)."""
+        stored = (self.checkpoint or {}).get("hyper_parameters") or {}
+        for name in SHAPES:
+            if stored.get(name) is None or self.datamodule is None or not hasattr(self.datamodule, name):
+                continue
+            value = getattr(self.datamodule, name)
+            if _plain(value) != _plain(stored[name]):
+                shown = lambda v: ", ".join(map(str, v[:3])) + ", …" if isinstance(v, list) else v  # noqa: E731
+                raise ValueError(
+                    f"the checkpoint's model takes {name} {shown(stored[name])} but the config's data "
+                    f"({type(self.datamodule).__name__}) give {shown(value)}: pass the data it was trained on"
+                )
 
     def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
         trainer = super().instantiate_trainer(**kwargs)
@@ -184,81 +212,37 @@ class DLBasicsCLI(LightningCLI):
             # Spawned DDP workers start a fresh CSV writer for the test, replacing metrics.csv: put fit's rows back.
             keep_rows(Path(csv_logger.log_dir) / "metrics.csv", fit_rows)
 
+    # The subcommands, each leaving nothing behind when it is refused before it trained anything.
+    def fit(self, **kwargs: Any) -> Any:
+        return self.refusable(self.trainer.fit, **kwargs)
 
-def resolve_ckpt_path(value: str, model: str | None, data: str | None) -> str:
-    """``last``/``best``: the newest matching run's checkpoint; a path must be a readable checkpoint; URLs and
-    Lightning's other keywords (``registry``, ``hpc``, …) pass through untouched."""
-    if value in ("last", "best"):
-        return str(find_checkpoint(value, model, data))
-    if "://" in value or value in ("hpc", "registry") or value.startswith("registry:"):
-        return value
-    path = Path(value)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {value!r} does not exist: pass a .ckpt file, 'last' or 'best'")
-    try:
-        torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as err:  # say which file, not torch's unpickling essay
-        raise ValueError(
-            f"{value} is not a readable checkpoint ({type(err).__name__}): pass a .ckpt written by `dlbasics fit`"
-        ) from None
-    check_format(path)  # an older dlbasics' checkpoint: one line saying to retrain
-    return value
+    def validate(self, **kwargs: Any) -> Any:
+        return self.refusable(self.trainer.validate, **kwargs)
 
+    def test(self, **kwargs: Any) -> Any:
+        return self.refusable(self.trainer.test, **kwargs)
 
-def tune_malloc() -> bool:
-    """Stop glibc from handing activation-sized buffers back to the OS after every training step.
+    def predict(self, **kwargs: Any) -> Any:
+        return self.refusable(self.trainer.predict, **kwargs)
 
-    By default glibc serves large allocations with mmap and returns freed memory at once, so each step
-    page-faults its activations back in (see ``benchmarks/results/malloc.md`` for the A/B). Raising the mmap
-    and trim thresholds keeps them in the heap for reuse. Skipped when the user set ``MALLOC_*`` variables or
-    ``GLIBC_TUNABLES``, when ``DLBASICS_MALLOC=default``, or off glibc.
+    def export(self, **kwargs: Any) -> Any:
+        return self.refusable(self.trainer.export, **kwargs)
 
-    Returns:
-        Whether the thresholds were changed.
-    """
-    if os.environ.get("DLBASICS_MALLOC") == "default" or "GLIBC_TUNABLES" in os.environ:
-        return False
-    if any(k.startswith("MALLOC_") for k in os.environ):
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_mmap_threshold = -1, -3
-        return bool(libc.mallopt(m_mmap_threshold, 32 << 20) and libc.mallopt(m_trim_threshold, 1 << 30))
-    except (OSError, AttributeError):
-        return False
+    def refusable(self, method: Any, **kwargs: Any) -> Any:
+        """Run a trainer method; if it fails before a step was taken, remove the run directory it started."""
+        try:
+            return method(**kwargs)
+        except Exception:
+            if self.trainer.is_global_zero and self.trainer.global_step == 0 and self.trainer.loggers:
+                discard_run(run_dir(self.trainer))
+            raise
 
 
-def quiet_third_parties() -> None:
-    """Silence what third parties print on every plain run, narrowly (by module and message); ours stay visible.
-
-    ``DLBASICS_DEBUG=1`` keeps everything.
-    """
-    if os.environ.get(DEBUG_ENV):
-        return
-    for module, message in (
-        ("torch.utils._pytree", r".*LeafSpec.* is deprecated"),  # Lightning 2.6's pytree shim on torch >= 2.9
-        ("lightning.pytorch.utilities._pytree", r".*LeafSpec.* is deprecated"),
-        ("lightning.pytorch.callbacks.model_checkpoint", r"The dirpath has changed"),  # every run has its own dir
-        # jsonargparse >= 4.49 deprecates calls Lightning 2.6 makes (add_instantiator, instantiate_classes, skip_none)
-        ("lightning.pytorch.cli", r"\s*(By default only one JsonargparseDeprecationWarning|.*deprecated in v4\.)"),
-        ("lightning.pytorch.trainer.connectors.data_connector", r".*does not have many workers"),  # resident data
-        # Resident-tensor loaders are not DataLoaders; PredictionWriter restores the sample order itself.
-        ("lightning.pytorch.loops.prediction_loop", r"Couldn't infer the batch indices"),
-        # Mixed precision keeps float32 weights, so the summary's fallback to 32 bits is the right size.
-        ("lightning.pytorch.utilities.model_summary.model_summary", r"Precision \S+-mixed is not supported"),
-    ):
-        warnings.filterwarnings("ignore", message=message, module=module)
-    # An advertisement; the epoch lines already say where fit stopped; the next line names the checkpoint again;
-    # a schedule's step count is internal bookkeeping.
-    noise = (
-        "💡 Tip:",
-        "`Trainer.fit` stopped:",
-        "Restoring states from the checkpoint path at",
-        "Loading `train_dataloader` to estimate number of stepping batches",
-    )
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
-        lambda record: not record.getMessage().startswith(noise)
-    )
+def _plain(value: Any) -> Any:
+    """``value`` with tuples as lists and whole floats as ints, for comparing a checkpoint's values with the data's."""
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def main(args: list[str] | None = None) -> None:
@@ -266,43 +250,19 @@ def main(args: list[str] | None = None) -> None:
 
     Errors print as one line on stderr with exit status 1 (2 for command-line errors); set ``DLBASICS_DEBUG=1``
     for the full traceback. Ctrl-C (SIGINT) and SIGTERM stop gracefully (the last checkpoint stays usable) with
-    exit status 130 and 143.
+    exit status 130 and 143. torch's thread count is put back afterwards (a run may set ``num_threads``).
     """
-    if args is None:  # the console: LightningCLI reads sys.argv itself (and DDP relaunches from it)
-        sys.argv[1:] = args = expand_config_args(sys.argv[1:])
-        cli_args = None
-    else:
-        cli_args = args = expand_config_args(list(args))
-    if args[:1] == ["export"]:
-        from dlbasics.export import main as export_main
-
-        return export_main(args[1:])
-    tune_malloc()
-    quiet_third_parties()
-    received: list[int] = []
-
-    def stop(signum: int, frame: Any) -> None:
-        received.append(signum)
-        raise KeyboardInterrupt
-
-    handlers = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    threads = torch.get_num_threads()
+    console.quiet_third_parties()
     try:
-        DLBasicsCLI(args=cli_args)
-    except SystemExit as err:
-        if received:
-            sys.exit(128 + received[0])
-        raise err from None
-    except KeyboardInterrupt:
-        sys.exit(128 + (received[0] if received else signal.SIGINT))
-    except Exception as err:
-        if os.environ.get(DEBUG_ENV):
-            raise
-        parse_error = type(err).__name__ == "ArgumentError"
-        print(f"dlbasics: error: {one_line(err)}  [{DEBUG_ENV}=1 shows the traceback]", file=sys.stderr)
-        sys.exit(2 if parse_error else 1)
+        with console.exit_on_interrupt(), console.errors_as_one_line():
+            if args is None:  # the console: LightningCLI reads sys.argv itself (and DDP relaunches from it)
+                sys.argv[1:] = expand_config_args(sys.argv[1:])
+                DLBasicsCLI()
+            else:
+                DLBasicsCLI(args=expand_config_args([str(a) for a in args]))
     finally:
-        for signum, handler in handlers.items():
-            signal.signal(signum, handler)
+        torch.set_num_threads(threads)
 
 
 __all__ = ["DLBasicsCLI", "main"]

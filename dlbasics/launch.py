@@ -11,17 +11,23 @@ collector runs as usual for everything the run itself allocates.
 At exit, Python would then free those objects one by one and tear down every module (~0.3 s). The entry points
 skip only that part: Python's own shutdown still joins the threads and runs every ``atexit`` handler (logging,
 wandb, …), then the last handler flushes the standard streams and ends the process with the same exit status.
+
+Ctrl-C works from the first moment: during the imports too it ends the process with status 130 and no traceback
+(:func:`dlbasics.console.exit_on_interrupt`). glibc's allocator is tuned here, once per process (:func:`tune_malloc`).
 """
 
 from __future__ import annotations
 
 import atexit
+import ctypes
 import gc
 import importlib
 import os
 import sys
 from collections.abc import Callable
 from types import ModuleType
+
+from dlbasics.console import exit_on_interrupt
 
 
 def import_frozen(name: str) -> ModuleType:
@@ -59,7 +65,8 @@ def run_then_skip_teardown(entry: Callable[[], int | None]) -> int | None:
 
     atexit.register(end)
     try:
-        result = entry()
+        with exit_on_interrupt():  # Ctrl-C during the imports too: status 130, no traceback
+            result = entry()
     except SystemExit as stop:
         status[0] = exit_status(stop.code)
         raise
@@ -67,12 +74,36 @@ def run_then_skip_teardown(entry: Callable[[], int | None]) -> int | None:
     return result
 
 
+def tune_malloc() -> bool:
+    """Stop glibc from handing activation-sized buffers back to the OS after every training step.
+
+    By default glibc serves large allocations with mmap and returns freed memory at once, so each step
+    page-faults its activations back in (see ``benchmarks/results/malloc.md`` for the A/B). Raising the mmap
+    and trim thresholds keeps them in the heap for reuse. Skipped when the user set ``MALLOC_*`` variables or
+    ``GLIBC_TUNABLES``, when ``DLBASICS_MALLOC=default``, or off glibc.
+
+    Returns:
+        Whether the thresholds were changed.
+    """
+    if os.environ.get("DLBASICS_MALLOC") == "default" or "GLIBC_TUNABLES" in os.environ:
+        return False
+    if any(k.startswith("MALLOC_") for k in os.environ):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        return bool(libc.mallopt(m_mmap_threshold, 32 << 20) and libc.mallopt(m_trim_threshold, 1 << 30))
+    except (OSError, AttributeError):
+        return False
+
+
 def main() -> int | None:
     """``dlbasics``: :func:`dlbasics.cli.main`."""
+    tune_malloc()
     return run_then_skip_teardown(lambda: import_frozen("dlbasics.cli").main())
 
 
 def tour() -> int | None:
     """``dlbasics-tour``: :func:`dlbasics.tour.main` (which runs the experiments through :mod:`dlbasics.cli`)."""
-    import_frozen("dlbasics.cli")
-    return run_then_skip_teardown(lambda: import_frozen("dlbasics.tour").main())
+    tune_malloc()
+    return run_then_skip_teardown(lambda: import_frozen("dlbasics.cli") and import_frozen("dlbasics.tour").main())

@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from dlbasics import plots
-from dlbasics.runs import epoch_metrics, run_dir
+from dlbasics.runs import atomic_write, metrics_rows, run_dir
 
 
 def log_figure(trainer: L.Trainer, name: str, fig: Figure) -> Path | None:
@@ -39,8 +39,8 @@ def log_figure(trainer: L.Trainer, name: str, fig: Figure) -> Path | None:
     if not trainer.is_global_zero or trainer.fast_dev_run:
         return None
     path = run_dir(trainer) / f"{name.replace('/', '_')}.png"  # trainer.log_dir is a collective
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
             logger.experiment.add_figure(name, fig, global_step=trainer.global_step, close=False)
@@ -60,7 +60,35 @@ def _class_names(trainer: L.Trainer, n: int) -> list[str]:
 
 
 class LearningCurves(Callback):
-    """At the end of fit, draw ``metrics.csv`` per epoch as ``learning_curves.png``."""
+    """At the end of fit, ``learning_curves.png`` from ``metrics.csv``: the training loss every logged step (so a
+    one-epoch run has a curve), validation and accuracies per epoch.
+
+    The mean training loss of every ``log_every_n_steps`` steps is summed on the loss's device and logged once per
+    epoch as ``train/loss_step`` (one host read per epoch, not per step), on the scale of ``train/loss``.
+    """
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[int, Tensor]] = []
+        self.total: Tensor | None = None
+        self.count = 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs: Any, batch: Any, batch_idx: int) -> None:
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if loss is None or not _drawing(trainer):
+            return
+        loss = getattr(pl_module, "reported_loss", lambda value: value)(loss.detach()).float()
+        self.total, self.count = loss if self.total is None else self.total + loss, self.count + 1
+        if trainer.global_step % trainer.log_every_n_steps == 0:
+            self.steps.append((trainer.global_step, self.total / self.count))
+            self.total, self.count = None, 0
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.steps:
+            values = torch.stack([value for _, value in self.steps]).tolist()
+            for logger in trainer.loggers:
+                for (step, _), value in zip(self.steps, values, strict=True):
+                    logger.log_metrics({"train/loss_step": value}, step=step)
+            self.steps = []
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         csv_logger = next((lg for lg in trainer.loggers if isinstance(lg, CSVLogger)), None)
@@ -69,7 +97,7 @@ class LearningCurves(Callback):
         csv_logger.save()
         if (Path(csv_logger.log_dir) / "metrics.csv").is_file():
             title = f"{type(pl_module).__name__}, {Path(csv_logger.log_dir).name}"
-            fig = plots.learning_curves_figure(epoch_metrics(csv_logger.log_dir), title=title)
+            fig = plots.learning_curves_figure(metrics_rows(csv_logger.log_dir), title=title)
             rank_zero_info(f"learning curves: {log_figure(trainer, 'learning_curves', fig)}")
 
 
@@ -242,9 +270,14 @@ class Forecast(Callback):
         fig = plots.forecast_figure(time, truth, one_step, rollout, title=f"{type(pl_module).__name__}: forecast")
         path = log_figure(trainer, "forecast", fig)
         table = np.column_stack([np.arange(1, len(truth) + 1), time, truth, one_step, rollout])
-        np.savetxt(path.with_suffix(".csv"), table, "%.7g", ",", header="step,time,truth,one_step,rollout", comments="")
+        with atomic_write(path.with_suffix(".csv")) as tmp:
+            np.savetxt(tmp, table, "%.7g", ",", header="step,time,truth,one_step,rollout", comments="")
         err = (rollout - truth).abs()
         rank_zero_info(
             f"forecast: {path} and .csv; rollout max |error| vs the series {err[:100].max():.4f} over the first "
             f"{min(100, len(err))} steps, {err.max():.4f} over all {len(err)}"
         )
+
+
+#: The picture callbacks, in the order of the default ``trainer.callbacks``.
+PICTURES = (LearningCurves, FittedCurve, ConfusionMatrix, MisclassifiedImages, ActivationMaps, Forecast, PredictionGrid)

@@ -19,7 +19,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from dlbasics.runs import epoch_metrics
+from dlbasics.runs import atomic_write, metrics_rows
 
 #: Metrics drawn as learning curves (one panel each, when the run logged them) and their axis labels.
 CURVES = {"loss": "loss", "acc": "accuracy", "mse": "MSE"}
@@ -30,20 +30,48 @@ def new_figure(width: float = 6.0, height: float = 4.0) -> Figure:
     return Figure(figsize=(width, height), layout="constrained")
 
 
-def learning_curves_figure(curves: Mapping[str, Mapping[int, float]], title: str = "") -> Figure:
-    """One panel per metric of :data:`CURVES` that was logged: train and val per epoch (1-based)."""
-    names = [n for n in CURVES if f"train/{n}" in curves or f"val/{n}" in curves] or ["loss"]
+def curve_points(rows: Sequence[Mapping[str, float]]) -> dict[str, list[tuple[float, float]]]:
+    """``{metric: [(epochs, value), …]}`` of ``metrics.csv``'s rows, on one axis counted in epochs.
+
+    Epoch metrics sit at the end of their epoch (epoch ``e`` at ``e + 1``); ``train/loss_step`` (logged every few
+    steps) at its step divided by the steps of an epoch, so a one-epoch run still draws a curve.
+    """
+    ends: dict[int, float] = {}
+    for row in rows:
+        if "epoch" in row and "step" in row:
+            ends[int(row["epoch"])] = max(ends.get(int(row["epoch"]), 0.0), row["step"])
+    # an epoch-end row carries the index of its last step: epoch e ends at step (e + 1) * per_epoch - 1
+    per_epoch = (ends[min(ends)] + 1) / (min(ends) + 1) if ends else None
+    points: dict[str, list[tuple[float, float]]] = {}
+    for row in rows:
+        if "train/loss_step" in row and per_epoch:
+            points.setdefault("train/loss_step", []).append((row["step"] / per_epoch, row["train/loss_step"]))
+        if "epoch" in row:
+            for key, value in row.items():
+                if key.startswith(("train/", "val/")) and key != "train/loss_step":
+                    points.setdefault(key, []).append((row["epoch"] + 1, value))
+    return {key: sorted(values) for key, values in points.items()}
+
+
+def learning_curves_figure(rows: Sequence[Mapping[str, float]], title: str = "") -> Figure:
+    """One panel per metric of :data:`CURVES` that was logged: the training loss every logged step (when it was),
+    train and val per epoch, with whole epochs on the x axis."""
+    points = curve_points(rows)
+    names = [n for n in CURVES if f"train/{n}" in points or f"val/{n}" in points] or ["loss"]
     fig = new_figure(4.5 * len(names), 3.5)
     for ax, name in zip(fig.subplots(1, len(names), squeeze=False)[0], names, strict=True):
         values = []
-        for stage, style in (("train", "-o"), ("val", "--s")):
-            points = sorted(curves.get(f"{stage}/{name}", {}).items())
-            if points:
-                ax.plot([e + 1 for e, _ in points], [v for _, v in points], style, ms=3, label=stage)
-                values += [v for _, v in points]
+        stages = [("train", "-o", "train (epoch mean)"), ("val", "--s", "val")]
+        if name == "loss" and "train/loss_step" in points:
+            stages = [("train", "-.", "train (logged steps)"), ("val", "--s", "val")]
+        for stage, style, label in stages:
+            key = "train/loss_step" if label.endswith("steps)") else f"{stage}/{name}"
+            if data := points.get(key):
+                ax.plot(*zip(*data, strict=True), style, ms=4, lw=1, label=label)
+                values += [v for _, v in data]
         if name == "loss" and values and min(values) > 0 and max(values) / min(values) > 100:
             ax.set_yscale("log")
-        ax.set(xlabel="epoch", ylabel=CURVES[name], title=CURVES[name])
+        ax.set(xlabel="epoch", ylabel=CURVES[name], title=CURVES[name], xlim=(0, None))
         ax.xaxis.get_major_locator().set_params(integer=True)
         if values:
             ax.legend()
@@ -59,7 +87,8 @@ def save_learning_curves(run_dir: str | Path) -> Path:
     if not metrics.is_file():
         raise FileNotFoundError(f"{metrics} does not exist: pass a run directory such as lightning_logs/version_0")
     path = run_dir / "learning_curves.png"
-    learning_curves_figure(epoch_metrics(run_dir), title=run_dir.name).savefig(path, dpi=100)
+    with atomic_write(path) as tmp:
+        learning_curves_figure(metrics_rows(run_dir), title=run_dir.name).savefig(tmp, dpi=100, format="png")
     return path
 
 

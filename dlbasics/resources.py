@@ -15,8 +15,13 @@ from __future__ import annotations
 import sys
 from importlib import resources
 from pathlib import Path, PurePosixPath
+from typing import Any
+
+import yaml
 
 SUFFIXES = (".yaml", ".yml")
+MAX_CONFIG_BYTES = 1 << 20  #: a config file larger than this is refused unread
+MAX_CONFIG_VALUES = 100_000  #: values a config may expand to (YAML aliases repeat what they point to)
 
 
 def config_dir() -> Path:
@@ -90,6 +95,9 @@ def resolve_config(value: str) -> str:
 def expand_config_args(argv: list[str]) -> list[str]:
     """``argv`` with :func:`resolve_config` applied to the value of every ``--config X`` and ``--config=X``.
 
+    Every config file, and every other value written in YAML with anchors, is checked by :func:`check_yaml`
+    first, so a YAML bomb is refused before the parser expands it.
+
     Args:
         argv: Command-line arguments without the program name, e.g. ``sys.argv[1:]``.
 
@@ -99,17 +107,74 @@ def expand_config_args(argv: list[str]) -> list[str]:
     out: list[str] = []
     expect_value = False
     for arg in argv:
-        if expect_value:
-            out.append(resolve_config(arg))
+        if expect_value or arg.startswith("--config="):
+            value = resolve_config(arg.removeprefix("--config="))
+            check_yaml(Path(value) if Path(value).is_file() else value)
+            out.append(value if expect_value else f"--config={value}")
             expect_value = False
-        elif arg == "--config":
-            out.append(arg)
-            expect_value = True
-        elif arg.startswith("--config="):
-            out.append("--config=" + resolve_config(arg.removeprefix("--config=")))
         else:
+            if "&" in arg and "*" in arg:
+                check_yaml(arg)
             out.append(arg)
+            expect_value = arg == "--config"
     return out
+
+
+def check_yaml(source: str | Path) -> None:
+    """Refuse, in one line, a YAML file or text too large or expanding to too many values.
+
+    PyYAML builds an alias as a reference to the node it names, so nine levels of ten aliases are a kilobyte on
+    disk and a billion values for whatever walks them (the config parser). The composed node graph is measured
+    without expanding it.
+
+    Raises:
+        ValueError: Over :data:`MAX_CONFIG_BYTES` or :data:`MAX_CONFIG_VALUES`, or nested too deep to read.
+    """
+    name = f"config {source}" if isinstance(source, Path) else "a YAML value"
+    if isinstance(source, Path) and source.stat().st_size > MAX_CONFIG_BYTES:
+        raise ValueError(f"{name} is larger than {MAX_CONFIG_BYTES >> 20} MiB: a config is a page of settings")
+    try:
+        node = yaml.compose(source.read_text() if isinstance(source, Path) else source, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return  # not YAML at all: the parser says what is wrong with it
+    except RecursionError:
+        raise ValueError(f"{name} is nested too deeply to read") from None
+    if node is not None and _expanded(node, {}) > MAX_CONFIG_VALUES:
+        raise ValueError(
+            f"{name} expands to more than {MAX_CONFIG_VALUES:,} values through YAML aliases (a YAML bomb?): "
+            "refusing to read it"
+        )
+
+
+def _expanded(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """How many values ``node`` stands for once every alias is expanded (each distinct node measured once)."""
+    if id(node) not in sizes:
+        sizes[id(node)] = 1  # a recursive alias counts once instead of forever
+        children = node.value if isinstance(node.value, list) else []
+        pairs = [item for pair in children for item in pair] if isinstance(node, yaml.MappingNode) else children
+        sizes[id(node)] = 1 + sum(_expanded(child, sizes) for child in pairs)
+    return sizes[id(node)]
+
+
+def load_yaml(path: Path) -> Any:
+    """A YAML file read with :func:`check_yaml`'s limits (e.g. a run's ``config.yaml``)."""
+    check_yaml(path)
+    return yaml.safe_load(path.read_text())
+
+
+def configs_building(*class_names: str) -> list[str]:
+    """The shipped experiments whose model is one of ``class_names`` (full or short names), e.g. for hints."""
+    try:
+        root = config_dir()
+    except FileNotFoundError:
+        return []
+    found = []
+    for name in experiment_names():
+        model = (load_yaml(root / f"{name}.yaml") or {}).get("model") or {}
+        class_path = str(model.get("class_path", ""))
+        if class_path in class_names or class_path.rsplit(".", 1)[-1] in class_names:
+            found.append(name)
+    return found
 
 
 def main() -> None:
@@ -122,7 +187,7 @@ def main() -> None:
         print(f"  {name}")
 
 
-__all__ = ["config_dir", "expand_config_args", "experiment_names", "resolve_config", "shipped_configs"]
+__all__ = ["check_yaml", "config_dir", "expand_config_args", "experiment_names", "load_yaml", "resolve_config"]
 
 if __name__ == "__main__":
     main()

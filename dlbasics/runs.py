@@ -1,47 +1,96 @@
-"""Run directories: which ``lightning_logs/version_N`` a run writes to, which checkpoint ``last`` means, metrics.
+"""Run directories: where a run writes, how it writes (atomically), what it logged.
 
-    dlbasics fit --config configs/rule_classifier.yaml --ckpt_path last   # resume the newest such run
+    python -m dlbasics.plots lightning_logs/version_3   # reads a run's metrics.csv through this module
 
 No Lightning import: ``dlbasics-tour`` and ``python -m dlbasics.plots`` read runs without paying for it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import os
+import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from dlbasics.resources import load_yaml
+
 LOG_ROOT = "lightning_logs"
+#: What a DataModule defines and a model needs, linked by the CLI from the one to the other (so a saved
+#: ``config.yaml`` never lists them under the model): its shapes, and the statistics the model standardizes with.
+SHAPES = ("num_features", "num_classes", "horizon", "n_steps", "class_names", "image_style")
+STATISTICS = ("series_mean", "series_std", "pixel_mean", "pixel_std")
+#: Data settings that say how an experiment's data are served, not what they are (ignored when matching runs).
+SERVING = frozenset({
+    "batch_size", "eval_batch_size", "seed", "num_train", "num_val", "num_test", "shift", "predict_path",
+    "predict_steps", "download", "verify", *STATISTICS,
+})  # fmt: skip
 
 
-def find_checkpoint(which: str, model: str | None = None, data: str | None = None, root: str | Path = LOG_ROOT) -> Path:
-    """Resolve ``--ckpt_path last|best`` across runs: the newest matching run's ``last.ckpt`` / best checkpoint.
+def experiment(config: dict[str, Any]) -> dict[str, Any]:
+    """What makes two configs the same experiment: model class and architecture, data class and source.
 
-    Lightning resolves these names only inside the current run, and every run (a resumed one too) gets
-    a fresh ``version_N``, so without this ``last`` would silently start from scratch. Only runs whose
-    saved ``config.yaml`` names the same model and data classes count.
+    Optimizer, schedule, trainer settings and :data:`SERVING` data settings do not count, so a resumed fit with
+    more epochs or a test with a larger batch is still the same experiment.
+    """
+    model, data = config.get("model") or {}, config.get("data") or {}
+    skip = {"optimizer", "lr_scheduler", *SHAPES, *STATISTICS}
+    architecture = {k: v for k, v in (model.get("init_args") or {}).items() if k not in skip}
+    source = {k: v for k, v in (data.get("init_args") or {}).items() if k not in SERVING}
+    return {"model": model.get("class_path"), "architecture": architecture, "data": data.get("class_path"),
+            "source": source}  # fmt: skip
+
+
+def find_checkpoint(
+    which: str, wanted: dict[str, Any], readable: Callable[[Path], bool], root: str | Path = LOG_ROOT
+) -> tuple[Path, list[Path]]:
+    """``--ckpt_path last|best``: the newest readable ``last.ckpt`` / best checkpoint of a run of this experiment.
+
+    Lightning resolves these names only inside the current run, and every run (a resumed one too) gets a fresh
+    ``version_N``; here every run under ``root`` whose saved ``config.yaml`` is the same :func:`experiment` counts.
+
+    Args:
+        which: ``last`` or ``best``.
+        wanted: The current config's :func:`experiment`.
+        readable: Whether a checkpoint file can be read (a truncated one is passed over).
+        root: The folder of the ``version_N`` runs.
+
+    Returns:
+        The checkpoint, and the newer ones of the same experiment passed over as unreadable.
+
+    Raises:
+        FileNotFoundError: No run of this experiment has one; the message names the experiments found instead.
     """
     pattern = "last.ckpt" if which == "last" else "best-*.ckpt"
+    candidates, others = [], set()
+    for ckpt in Path(root).glob(f"version_*/checkpoints/{pattern}"):
+        try:
+            found = experiment(load_yaml(ckpt.parent.parent / "config.yaml") or {})
+        except (OSError, ValueError, yaml.YAMLError, AttributeError):
+            continue
+        if found == wanted:
+            candidates.append(ckpt)
+        else:
+            others.add(f"{_short(found['model'])} on {_short(found['data'])} ({ckpt.parent.parent.name})")
+    skipped = []
+    for ckpt in sorted(candidates, key=lambda p: p.stat().st_mtime, reverse=True):
+        if readable(ckpt):
+            return ckpt, skipped
+        skipped.append(ckpt)
+    seen = f"; found {', '.join(sorted(others))}" if others else ""
+    bad = f" ({len(skipped)} unreadable)" if skipped else ""
+    raise FileNotFoundError(
+        f"--ckpt_path {which}: no {pattern} of a {wanted['model']} run of this experiment{bad} under "
+        f"{Path(root).resolve()}{seen}: run `dlbasics fit` first or pass the path of a checkpoint"
+    )
 
-    def matches(ckpt: Path) -> bool:
-        config_file = ckpt.parent.parent / "config.yaml"
-        if not config_file.is_file():
-            return False
-        config = yaml.safe_load(config_file.read_text()) or {}
-        return all(
-            want is None or (config.get(key) or {}).get("class_path") == want
-            for key, want in (("model", model), ("data", data))
-        )
 
-    found = [p for p in Path(root).glob(f"version_*/checkpoints/{pattern}") if matches(p)]
-    if not found:
-        raise FileNotFoundError(
-            f"--ckpt_path {which}: no {pattern} of a {model or 'matching'} run under {Path(root).resolve()}; "
-            "run `dlbasics fit` first or pass the path of a checkpoint"
-        )
-    return max(found, key=lambda p: p.stat().st_mtime)
+def _short(class_path: Any) -> str:
+    return str(class_path).rsplit(".", 1)[-1]
 
 
 def run_dir(trainer: Any) -> Path:
@@ -55,6 +104,38 @@ def run_dir(trainer: Any) -> Path:
     return Path(trainer.default_root_dir)
 
 
+@contextlib.contextmanager
+def atomic_write(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; when the block succeeds it replaces ``path`` in one rename.
+
+    A failure (a full disk, an exception, Ctrl-C) removes the partial file and leaves the previous ``path`` as it was,
+    so a reader never sees half a checkpoint, CSV or ONNX file. The temporary name starts with a dot and ends in
+    ``.tmp``, so nothing that looks for ``*.ckpt`` or ``*.csv`` picks it up.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def discard_run(run: Path) -> bool:
+    """Remove a run directory that holds no checkpoint (a refused or failed run), and its parent if that is empty.
+
+    Returns:
+        Whether it was removed (a run with a checkpoint is kept: that is work to resume from).
+    """
+    if not run.is_dir() or any(run.glob("checkpoints/*.ckpt")):
+        return False
+    shutil.rmtree(run, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        run.parent.rmdir()  # only when empty: lightning_logs/ itself when this was its first run
+    return True
+
+
 def read_csv_rows(path: Path) -> list[dict[str, str]]:
     """The rows of a CSV file as dicts of strings (``[]`` when it does not exist)."""
     if not path.is_file():
@@ -63,18 +144,21 @@ def read_csv_rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def write_csv(path: Path, rows: list[dict[str, Any]], header: list[str] | None = None) -> None:
+    """Write ``rows`` (dicts) as a CSV at ``path``, atomically; ``header`` defaults to every key, sorted."""
+    header = header or sorted({key for row in rows for key in row})
+    with atomic_write(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=header)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def keep_rows(path: Path, earlier: list[dict[str, str]]) -> None:
     """Make the CSV at ``path`` start with the rows ``earlier`` (unless it already does), header widened to fit."""
     rows = read_csv_rows(path)
     strip = lambda row: {k: v for k, v in row.items() if v not in ("", None)}  # noqa: E731
-    if [strip(r) for r in rows[: len(earlier)]] == [strip(r) for r in earlier]:
-        return
-    rows = earlier + rows
-    header = sorted({key for row in rows for key in row})
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=header)
-        writer.writeheader()
-        writer.writerows(rows)
+    if [strip(r) for r in rows[: len(earlier)]] != [strip(r) for r in earlier]:
+        write_csv(path, earlier + rows)
 
 
 def metrics_rows(run: str | Path) -> list[dict[str, float]]:
@@ -92,14 +176,3 @@ def read_metrics(run: str | Path) -> dict[str, list[float]]:
         for key, value in row.items():
             columns.setdefault(key, []).append(value)
     return columns
-
-
-def epoch_metrics(run: str | Path, prefixes: tuple[str, ...] = ("train/", "val/")) -> dict[str, dict[int, float]]:
-    """``{"train/loss": {epoch: value}, ...}`` for every column of ``metrics.csv`` starting with ``prefixes``."""
-    curves: dict[str, dict[int, float]] = {}
-    for row in metrics_rows(run):
-        if "epoch" in row:
-            for key, value in row.items():
-                if key.startswith(prefixes):
-                    curves.setdefault(key, {})[int(row["epoch"])] = value
-    return curves

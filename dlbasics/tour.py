@@ -24,21 +24,30 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from dlbasics.resources import config_dir
-from dlbasics.runs import read_metrics
+from dlbasics.resources import config_dir, load_yaml
+from dlbasics.runs import atomic_write, read_metrics
 
 CONFIGS = config_dir()
 Metrics = dict[str, float]
 
 
+Judge = Callable[[Metrics, float], tuple[str, bool]]
+
+
 @dataclass
 class Stop:
-    """One tour stop: a config, how to judge its metrics, and what the quick tour overrides."""
+    """One tour stop: a config, how to judge its metrics against a bar, and what the quick tour overrides.
+
+    ``bars`` maps the data's label (``""`` for the experiments with their own data, else ``MNIST`` or
+    ``Fashion-MNIST``) to its ``(quick, full)`` bars; ``judge(metrics, bar)`` says what was measured and whether
+    it passed.
+    """
 
     name: str
     config: str
     reference: str
-    judge: Callable[[Metrics], tuple[str, bool]]
+    judge: Judge
+    bars: dict[str, tuple[float, float]]
     quick: list[str] = field(default_factory=list)
     # Datasets to try in order: (label, dataset name, config of the full tour, config of the quick tour).
     data: list[tuple[str, str, str, str]] = field(default_factory=list)
@@ -49,77 +58,50 @@ def last_values(run: Path) -> Metrics:
     return {key: values[-1] for key, values in read_metrics(run).items()}
 
 
-def _close(metrics: Metrics, keys: list[str], truth: list[float], tol: float) -> tuple[str, bool]:
-    got = [metrics.get(k, float("nan")) for k in keys]
-    ok = all(abs(g - t) <= tol for g, t in zip(got, truth, strict=True))
-    return "[" + ", ".join(f"{g:.4f}" for g in got) + "]", ok
+def close_to(keys: list[str], truth: list[float]) -> Judge:
+    """Each of ``keys`` within ``bar`` of its true value."""
+
+    def judge(metrics: Metrics, bar: float) -> tuple[str, bool]:
+        got = [metrics.get(k, float("nan")) for k in keys]
+        ok = all(abs(g - t) <= bar for g, t in zip(got, truth, strict=True))
+        return "[" + ", ".join(f"{g:.4f}" for g in got) + "]", ok
+
+    return judge
 
 
-def _at_least(key: str, bar: float) -> Callable[[Metrics], tuple[str, bool]]:
-    return lambda m: (f"{key} = {m.get(key, float('nan')):.4f} (bar {bar})", m.get(key, 0.0) >= bar)
+def at_least(key: str) -> Judge:
+    return lambda m, bar: (f"{key} = {m.get(key, float('nan')):.4f} (bar {bar})", m.get(key, 0.0) >= bar)
 
 
-def _at_most(key: str, bar: float) -> Callable[[Metrics], tuple[str, bool]]:
-    return lambda m: (f"{key} = {m.get(key, float('nan')):.2e} (bar {bar:g})", m.get(key, float("inf")) <= bar)
+def at_most(key: str) -> Judge:
+    return lambda m, bar: (f"{key} = {m.get(key, float('nan')):.2e} (bar {bar:g})", m.get(key, float("inf")) <= bar)
 
 
 def experiments() -> list[Stop]:
-    """The curriculum in order (the quick tour applies each stop's ``quick`` overrides and :data:`BARS`)."""
+    """The curriculum in order (the quick tour applies each stop's ``quick`` overrides and quick bars)."""
+    fish, cnn, fashion_cnn = "mnist_mlp_fishbook.yaml", "mnist_cnn.yaml", "fashion_mnist_cnn.yaml"
+    images = {"fishbook": [("MNIST", "mnist", fish, fish), ("Fashion-MNIST", "fashion_mnist", fish, fish)],
+              "cnn": [("MNIST", "mnist", cnn, cnn),
+                      ("Fashion-MNIST", "fashion_mnist", fashion_cnn, "fashion_mnist_cnn_sprint.yaml")]}  # fmt: skip
+    sine = "seed 003{}: next-value forecast, MSE ≤ 1e-3"
     return [
-        Stop(
-            "linear_regression",
-            "linear_regression.yaml",
-            "d2l 3.2: w = [2, -3.4], b = 4.2 (error ~1e-3)",
-            lambda m: _close(m, ["fit/w0", "fit/w1", "fit/b"], [2.0, -3.4, 4.2], 0.01),
-        ),
-        Stop(
-            "polynomial_regression",
-            "polynomial_regression.yaml",
-            "seed task: y = 2x² + 3x + 4 → [4, 3, 2]",
-            lambda m: _close(m, ["fit/b", "fit/w0", "fit/w1"], [4.0, 3.0, 2.0], 0.05),
-            quick=["--trainer.max_epochs", "10"],
-        ),
-        Stop(
-            "rule_classifier",
-            "rule_classifier.yaml",
-            "x[0] > x[4] is linearly separable: ≥ 0.99 accuracy",
-            _at_least("test/acc", 0.99),
-        ),
-        Stop(
-            "mnist_mlp_fishbook",
-            "mnist_mlp_fishbook.yaml",
-            "fish book ch. 4: 784-50-10 sigmoid SGD ≈ 0.95 on MNIST; Zalando's MLP ≈ 0.87 on Fashion-MNIST",
-            lambda m: _at_least("test/acc", m.get("_bar", 0.94))(m),
-            quick=["--trainer.max_steps", "3000"],
-            data=[
-                ("MNIST", "mnist", "mnist_mlp_fishbook.yaml", "mnist_mlp_fishbook.yaml"),
-                ("Fashion-MNIST", "fashion_mnist", "mnist_mlp_fishbook.yaml", "mnist_mlp_fishbook.yaml"),
-            ],
-        ),
-        Stop(
-            "mnist_cnn",
-            "mnist_cnn.yaml",
-            "2-conv CNN: ≥ 0.992 on MNIST; Zalando's table 0.876 to 0.932 for 2-conv nets on Fashion-MNIST",
-            lambda m: _at_least("test/acc", m.get("_bar", 0.992))(m),
-            data=[
-                ("MNIST", "mnist", "mnist_cnn.yaml", "mnist_cnn.yaml"),
-                ("Fashion-MNIST", "fashion_mnist", "fashion_mnist_cnn.yaml", "fashion_mnist_cnn_sprint.yaml"),
-            ],
-        ),
-        Stop("sine_lstm", "sine_lstm.yaml", "seed 003: next-value forecast, MSE ≤ 1e-3", _at_most("val/loss", 1e-3)),
-        Stop(
-            "sine_gru", "sine_gru.yaml", "seed 003 (GRU): next-value forecast, MSE ≤ 1e-3", _at_most("val/loss", 1e-3)
-        ),
-    ]
-
-
-# Accuracy bars on the data actually used: (quick, full).
-BARS = {
-    ("mnist_mlp_fishbook", "MNIST"): (0.92, 0.94),
-    ("mnist_mlp_fishbook", "Fashion-MNIST"): (0.75, 0.83),
-    ("mnist_cnn", "MNIST"): (0.985, 0.992),
-    ("mnist_cnn", "Fashion-MNIST"): (0.90, 0.92),
-}
+        Stop("linear_regression", "linear_regression.yaml", "d2l 3.2: w = [2, -3.4], b = 4.2 (error ~1e-3)",
+             close_to(["fit/w0", "fit/w1", "fit/b"], [2.0, -3.4, 4.2]), {"": (0.01, 0.01)}),
+        Stop("polynomial_regression", "polynomial_regression.yaml", "seed task: y = 2x² + 3x + 4 → [4, 3, 2]",
+             close_to(["fit/b", "fit/w0", "fit/w1"], [4.0, 3.0, 2.0]), {"": (0.05, 0.05)},
+             quick=["--trainer.max_epochs", "10"]),
+        Stop("rule_classifier", "rule_classifier.yaml", "x[0] > x[4] is linearly separable: ≥ 0.99 accuracy",
+             at_least("test/acc"), {"": (0.99, 0.99)}),
+        Stop("mnist_mlp_fishbook", "mnist_mlp_fishbook.yaml",
+             "fish book ch. 4: 784-50-10 sigmoid SGD ≈ 0.95 on MNIST; Zalando's MLP ≈ 0.87 on Fashion-MNIST",
+             at_least("test/acc"), {"MNIST": (0.92, 0.94), "Fashion-MNIST": (0.75, 0.83)},
+             quick=["--trainer.max_steps", "3000"], data=images["fishbook"]),
+        Stop("mnist_cnn", "mnist_cnn.yaml",
+             "2-conv CNN: ≥ 0.992 on MNIST; Zalando's table 0.876 to 0.932 for 2-conv nets on Fashion-MNIST",
+             at_least("test/acc"), {"MNIST": (0.985, 0.992), "Fashion-MNIST": (0.90, 0.92)}, data=images["cnn"]),
+        Stop("sine_lstm", "sine_lstm.yaml", sine.format(""), at_most("val/loss"), {"": (1e-3, 1e-3)}),
+        Stop("sine_gru", "sine_gru.yaml", sine.format(" (GRU)"), at_most("val/loss"), {"": (1e-3, 1e-3)}),
+    ]  # fmt: skip
 
 
 def pick_data(exp: Stop, quick: bool) -> tuple[str, list[str], str] | str:
@@ -151,19 +133,19 @@ def loggers(tour_dir: Path) -> str:
     ])  # fmt: skip
 
 
-#: The picture callbacks (dlbasics.pictures) a report shows.
-PICTURES = ("LearningCurves", "FittedCurve", "ConfusionMatrix", "MisclassifiedImages", "ActivationMaps", "Forecast")
-
-
 def restore_pictures(config: Path) -> list[str]:
     """Arguments that append the picture callbacks to a config whose ``trainer.callbacks`` leaves them out (the
     sprint recipe, which saves their time); the report shows every experiment's pictures."""
-    import yaml
+    from dlbasics.pictures import PICTURES
 
-    callbacks = ((yaml.safe_load(config.read_text()) or {}).get("trainer") or {}).get("callbacks")
+    callbacks = ((load_yaml(config) or {}).get("trainer") or {}).get("callbacks")
     if callbacks is None or "dlbasics.pictures" in str(callbacks):
         return []
-    return [f"--trainer.callbacks+=dlbasics.pictures.{name}" for name in PICTURES]
+    return [
+        f"--trainer.callbacks+={cls.__module__}.{cls.__qualname__}"
+        for cls in PICTURES
+        if cls.__name__ != "PredictionGrid"
+    ]
 
 
 def newest_run(tour_dir: Path) -> Path:
@@ -205,9 +187,7 @@ def run_experiment(exp: Stop, quick: bool, tour_dir: Path) -> Result:
         return Result(
             exp.name, exp.reference, f"run failed (exit {err.code})", False, time.perf_counter() - start, runs, label
         )
-    if label:
-        metrics["_bar"] = BARS[(exp.name, label)][0 if quick else 1]
-    measured, passed = exp.judge(metrics)
+    measured, passed = exp.judge(metrics, exp.bars[label][0 if quick else 1])
     return Result(exp.name, exp.reference, measured, passed, time.perf_counter() - start, runs, label)
 
 
@@ -231,14 +211,12 @@ def write_report(tour_dir: Path, results: list[Result], scratch_table: str, quic
 
     import torch
 
-    from dlbasics.cli import DEFAULT_THREADS
-
     mark = {True: "pass", False: "**FAIL**", None: "skipped"}
     lines = [
         f"# dlbasics tour — {tour_dir.name} ({'quick' if quick else 'full'})",
         "",
         f"{platform.node()} · {platform.processor() or platform.machine()} · torch {torch.__version__} · "
-        f"{DEFAULT_THREADS} threads (1 for the tiny models) · total {seconds:.0f} s",
+        f"{torch.get_num_threads()} threads (1 for the tiny models) · total {seconds:.0f} s",
         "",
         "| experiment | data | reference (original material) | measured | result | time | run |",
         "|---|---|---|---|---|---:|---|",
@@ -255,7 +233,8 @@ def write_report(tour_dir: Path, results: list[Result], scratch_table: str, quic
             lines += [f"## {r.name}", ""] + [f"![{p.stem}]({p.relative_to(tour_dir)})" for p in pictures] + [""]
     lines += ["## scratch: the NumPy reference against torch", "", scratch_table, ""]
     path = tour_dir / "REPORT.md"
-    path.write_text("\n".join(lines))
+    with atomic_write(path) as tmp:
+        tmp.write_text("\n".join(lines))
     return path
 
 

@@ -1,4 +1,4 @@
-"""Test helpers for :mod:`dlbasics.data.inputs`: the real MNIST test digits, and "photos" made from them."""
+"""Test helpers for :mod:`dlbasics.use`: the real MNIST test digits, and "photos" made from them."""
 
 from __future__ import annotations
 

@@ -110,9 +110,10 @@ def test_wandb_overlay_writes_an_offline_run(cli, monkeypatch, no_network, tmp_p
 def test_wandb_options_from_the_cli_and_a_resumed_fit_continues_the_run(cli, monkeypatch, no_network, tmp_path):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)
-    wandb_args = ["--config", WANDB, "--trainer.logger.init_args.notes", "first try",
-                  "--trainer.logger.init_args.tags", "[baseline, sgd]", "--trainer.logger.init_args.job_type", "train",
-                  "--trainer.logger.init_args.prefix", "lin"]  # fmt: skip
+    wandb_args = ["--config", WANDB, "--trainer.logger.init_args.prefix", "lin",  # init_args first: jsonargparse
+                  "--trainer.logger.dict_kwargs.notes", "first try",  # drops dict_kwargs given before them
+                  "--trainer.logger.dict_kwargs.tags", "[baseline, sgd]",
+                  "--trainer.logger.dict_kwargs.job_type", "train"]  # fmt: skip
     first = cli("fit", "--config", CONFIGS / "linear_regression.yaml", *wandb_args, "--trainer.max_epochs", "1",
                 "--data.num_train", "100", "--test_after_fit", "false")  # fmt: skip
     import wandb
@@ -145,45 +146,38 @@ def test_wandb_options_from_the_cli_and_a_resumed_fit_continues_the_run(cli, mon
         assert not path.is_file() or FAKE_KEY.encode() not in path.read_bytes(), path
 
 
-def test_wandb_overlay_lists_every_option(cli, capsys):
+def test_wandb_overlay_takes_lightnings_options_and_no_copies_of_them(cli, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli("fit", "--config", CONFIGS / "linear_regression.yaml", "--config", WANDB, "--print_config")
     assert not exit_info.value.code
     (wandb_logger,) = [lg for lg in yaml.safe_load(capsys.readouterr().out)["trainer"]["logger"]
                        if lg["class_path"] == "dlbasics.dashboards.WandbLogger"]  # fmt: skip
-    options = wandb_logger["init_args"]
     lightning_options = set(inspect.signature(LightningWandbLogger.__init__).parameters) - {"self", "kwargs"}
-    assert lightning_options <= set(options) and {"id", "notes", "job_type", "config", "init_kwargs"} <= set(options)
-    assert options["resume"] == "allow" and options["project"] == "dlbasics" and options["id"] is None
+    assert set(wandb_logger["init_args"]) == lightning_options  # Lightning's signature is the schema: nothing copied
+    assert wandb_logger["init_args"]["project"] == "dlbasics" and wandb_logger["init_args"]["id"] is None
 
 
-def test_resume_wandb_run_sets_the_checkpoint_run_id(tmp_path):
+def test_resume_wandb_run_sets_the_checkpoint_run_id():
     from jsonargparse import Namespace
 
-    ckpt = tmp_path / "last.ckpt"
-    torch.save({"callbacks": {"SaveConfig": {"wandb_run_id": "abc123"}}}, ckpt)
-    wandb_logger = Namespace(class_path="dlbasics.dashboards.WandbLogger", init_args=Namespace(id=None, resume=None))
+    checkpoint = {"callbacks": {"SaveConfig": {"wandb_run_id": "abc123"}}}
+    wandb_logger = Namespace(class_path="dlbasics.dashboards.WandbLogger", init_args=Namespace(id=None, version=None))
     csv_logger = Namespace(class_path="lightning.pytorch.loggers.CSVLogger", init_args=Namespace(save_dir="."))
-    config = Namespace(ckpt_path=str(ckpt), trainer=Namespace(logger=[csv_logger, wandb_logger]))
-    assert resume_wandb_run(config) == "abc123"
-    assert (wandb_logger.init_args.id, wandb_logger.init_args.resume) == ("abc123", "allow")
-    assert "id" not in csv_logger.init_args
+    config = Namespace(ckpt_path="last.ckpt", trainer=Namespace(logger=[csv_logger, wandb_logger]))
+    assert resume_wandb_run(config, checkpoint) == "abc123"
+    assert wandb_logger.init_args.id == "abc123" and "id" not in csv_logger.init_args
     given = Namespace(class_path="lightning.pytorch.loggers.WandbLogger", init_args=Namespace(id="mine"))
-    assert resume_wandb_run(Namespace(ckpt_path=str(ckpt), trainer=Namespace(logger=given))) is None
+    assert resume_wandb_run(Namespace(ckpt_path="x", trainer=Namespace(logger=given)), checkpoint) is None
     assert given.init_args.id == "mine"  # an id the user gave wins
-    torch.save({"callbacks": {}}, ckpt)
     fresh = Namespace(class_path="dlbasics.dashboards.WandbLogger", init_args=Namespace(id=None))
-    assert resume_wandb_run(Namespace(ckpt_path=str(ckpt), trainer=Namespace(logger=[fresh]))) is None  # no id kept
-    assert fresh.init_args.id is None
-    assert resume_wandb_run(Namespace(ckpt_path=None, trainer=Namespace(logger=[fresh]))) is None
+    assert resume_wandb_run(Namespace(ckpt_path="x", trainer=Namespace(logger=[fresh])), {"callbacks": {}}) is None
+    assert fresh.init_args.id is None  # the checkpoint kept no run id
 
 
-def test_init_kwargs_pass_through_and_may_not_shadow_parameters(monkeypatch, tmp_path):
-    monkeypatch.setenv("WANDB_MODE", "disabled")
-    with pytest.raises(ValueError, match="init_kwargs sets mode, notes"):
-        WandbLogger(save_dir=str(tmp_path), init_kwargs={"notes": "x", "mode": "online"})
-    logger = WandbLogger(dir=str(tmp_path / "d"), init_kwargs={"reinit": "create_new"}, notes="n", version="v1")
-    assert logger.save_dir == str(tmp_path / "d") and logger.version == "v1" and logger.run_name is None
+def test_offline_means_no_upload_instead_of_lightnings_error(monkeypatch, tmp_path):
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    logger = WandbLogger(save_dir=str(tmp_path), offline=True, log_model=True, version="v1")  # Lightning raises here
+    assert (logger.mode, logger.version, logger.save_dir) == ("offline", "v1", str(tmp_path))
 
 
 @pytest.mark.slow
@@ -258,14 +252,6 @@ def test_wandb_mode_decision(tmp_path):
                                                                            "b": [{"token": "***"}]}  # fmt: skip
 
 
-def test_checkpoints_are_uploaded_only_online(monkeypatch, tmp_path):
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    offline = WandbLogger(save_dir=str(tmp_path))
-    assert offline.mode == "offline" and offline.log_model is False and offline.save_dir == str(tmp_path)
-    monkeypatch.setattr("dlbasics.dashboards.wandb_mode", lambda offline: "online")
-    assert WandbLogger(save_dir=str(tmp_path)).log_model is True  # no run starts until the trainer needs one
-
-
 def test_progress_bar_follows_the_terminal(monkeypatch):
     monkeypatch.setattr("sys.stdout.isatty", lambda: True, raising=False)
     assert Progress().live and not Progress(live=False).live
@@ -320,7 +306,16 @@ def test_fitted_curve_and_learning_curves_figures():
     x2 = torch.randn(50, 2)
     fig = plots.fitted_curve_figure(x2, x2.sum(1, keepdim=True), lambda x: x.sum(1))
     assert fig.axes[0].get_xlabel() == "true y"
-    curves = {"train/loss": {0: 1.0, 1: 0.5}, "val/loss": {0: 0.9, 1: 0.6}, "val/acc": {0: 0.7, 1: 0.8}}
-    fig = plots.learning_curves_figure(curves)
+    rows = [
+        {"epoch": 0, "step": 9, "train/loss": 1.0},
+        {"epoch": 0, "step": 9, "val/loss": 0.9, "val/acc": 0.7},
+        {"epoch": 1, "step": 19, "train/loss": 0.5},
+        {"epoch": 1, "step": 19, "val/loss": 0.6, "val/acc": 0.8},
+    ]
+    fig = plots.learning_curves_figure(rows)  # per epoch: each epoch's values at its end
     assert [ax.get_title() for ax in fig.axes] == ["loss", "accuracy"]
     assert list(fig.axes[0].lines[0].get_xdata()) == [1, 2]
+    steps = [{"step": s, "train/loss_step": 1 / s} for s in (5, 10, 15, 20)]  # one epoch of 20 steps, logged often
+    fig = plots.learning_curves_figure([*steps, {"epoch": 0, "step": 19, "val/loss": 0.1}])
+    train, val = fig.axes[0].lines
+    assert list(train.get_xdata()) == [0.25, 0.5, 0.75, 1.0] and list(val.get_xdata()) == [1]  # a curve, not a dot

@@ -1,4 +1,4 @@
-"""The readers of the user's own files (dlbasics.data.inputs): photos of real MNIST digits, arrays, CSVs, errors."""
+"""The readers of the user's own files (dlbasics.use): photos of real MNIST digits, arrays, CSVs, errors."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import torch
 from photos import digit_photo, load_mnist_test
 from PIL import Image
 
-from dlbasics.data.inputs import load_images, preprocess, read_features, read_series
 from dlbasics.plots import prediction_grid_figure
+from dlbasics.use.files import load_images, read_features, read_series
+from dlbasics.use.images import preprocess
 
 N_PHOTOS = 50
 

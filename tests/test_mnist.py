@@ -205,7 +205,8 @@ def test_the_statistics_are_known_before_setup_so_the_cli_can_link_them(idx):
     dm = MNISTDataModule(root=str(idx["flat"]), verify=False, num_val=N_VAL)
     stats = dm.pixel_mean, dm.pixel_std
     dm.setup("fit")
-    assert len(dm.splits["train"][0]) == N_TRAIN - N_VAL and dm.loaded is None
+    dm.teardown("fit")
+    assert len(dm.splits["train"][0]) == N_TRAIN - N_VAL and dm.loaded == {}
     assert stats == pytest.approx(pixel_stats(dm.splits["train"][0]), abs=1e-12)
     assert stats == (dm.pixel_mean, dm.pixel_std)
 

@@ -21,8 +21,9 @@ from PIL import Image
 
 from dlbasics.cli import main
 from dlbasics.data import MNISTDataModule
-from dlbasics.data.inputs import load_images
-from dlbasics.models import MNISTCNN, MNISTMLP, RuleClassifier, SineLSTM
+from dlbasics.models import MNISTCNN, RuleClassifier, SineLSTM
+from dlbasics.use import load, predict
+from dlbasics.use.files import load_images
 
 N_TRAIN_DIGITS, N_PHOTOS = 8000, 100
 CHECK_DIR = Path("/tmp/predict_check")  # a copy of predictions.png to look at
@@ -73,8 +74,8 @@ def test_photos_of_held_out_digits_are_read_as_well_as_the_digits(digits, tmp_pa
         offset = (int(rng.integers(-40, 41)), int(rng.integers(-20, 21)))
         photo = digit_photo(images[i], size=(320, 240), scale=int(rng.integers(5, 8)), offset=offset, seed=i)
         photo.save(folder / f"digit{i:03d}.{'jpg' if i % 2 else 'png'}", quality=90)
-    predict = ["predict", *digits["args"], "--ckpt_path", digits["ckpt"]]
-    run = run_cli(digits["root"], *predict, "--data.predict_path", folder)
+    command = ["predict", *digits["args"], "--ckpt_path", digits["ckpt"]]
+    run = run_cli(digits["root"], *command, "--data.predict_path", folder)
     rows = read_rows(run / "predictions.csv")
     assert list(rows[0]) == ["index", "file", "class", "label", "probability"]
     assert [r["file"] for r in rows] == sorted(p.name for p in folder.iterdir())
@@ -88,12 +89,11 @@ def test_photos_of_held_out_digits_are_read_as_well_as_the_digits(digits, tmp_pa
     CHECK_DIR.mkdir(exist_ok=True)
     shutil.copy(run / "predictions.png", CHECK_DIR / "predictions.png")
 
-    model = MNISTMLP.load_from_checkpoint(digits["ckpt"], map_location="cpu")
-    api = model.predict_images(folder)
-    assert api.files == [r["file"] for r in rows] and api.labels == [r["label"] for r in rows]
-    assert api.classes.tolist() == classes.tolist()
-    assert np.allclose(api.probabilities.numpy(), [float(r["probability"]) for r in rows], atol=2e-6)
-    assert api.images.shape == (N_PHOTOS, 28, 28) and api.images.dtype == torch.uint8
+    api = predict(load(digits["ckpt"]), folder)  # the Python API: the same table
+    assert api["file"] == [r["file"] for r in rows] and api["label"] == [r["label"] for r in rows]
+    assert api["class"] == classes.tolist()
+    assert np.allclose(api["probability"], [float(r["probability"]) for r in rows], atol=2e-6)
+    assert api.inputs.shape == (N_PHOTOS, 28, 28) and api.inputs.dtype == torch.uint8
 
 
 def test_npy_input(digits, tmp_path):
@@ -107,8 +107,8 @@ def test_npy_input(digits, tmp_path):
     assert [r["file"] for r in rows[:2]] == ["digits.npy[0]", "digits.npy[1]"] and len(rows) == 300
     classes = [int(r["class"]) for r in rows]
     assert np.mean(np.array(classes) == labels[:300]) == pytest.approx(digits["test_acc"], abs=0.05)
-    api = MNISTMLP.load_from_checkpoint(digits["ckpt"], map_location="cpu").predict_images(images[:300])
-    assert api.classes.tolist() == classes and api.files[0] == "[0]"
+    api = predict(load(digits["ckpt"]), images[:300])
+    assert api["class"] == classes and api["file"][0] == "[0]"
 
 
 def test_forecast_of_a_shifted_sine_continues_it(tmp_path):

@@ -12,6 +12,7 @@ naming the file.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import os
@@ -56,9 +57,13 @@ def locate_split(root: str | Path, dataset: str, train: bool, download: bool = F
     stems = [f"{'train' if train else 't10k'}-{kind}" for kind in ("images-idx3-ubyte", "labels-idx1-ubyte")]
     paths = [_locate(root, cls, stem) for stem in stems]
     if None in paths and download:
+        made = [p for p in (root, root / cls.__name__, root / cls.__name__ / "raw") if not p.exists()]
         try:
             cls(str(root), train=train, download=True)
         except (RuntimeError, OSError) as err:
+            for folder in reversed(made):  # torchvision made them before it failed: leave no empty folders
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
             reason = [ln.strip(" <>") for ln in str(err).splitlines() if ln.strip()][-1:] or [type(err).__name__]
             raise RuntimeError(
                 f"could not download {dataset} into {root / cls.__name__ / 'raw'} ({reason[0]}); "

@@ -6,10 +6,12 @@ The splits come from the official IDX files (:mod:`dlbasics.data.idx`: Debian's 
 folder of your own, or torchvision's download), verified and held as resident uint8 tensors.
 
 Batches hold pixels in [0, 1]; the models standardize them themselves with the training split's mean and
-std, which the DataModule exposes as ``pixel_mean``/``pixel_std`` and the CLI links into the model.
+std, which the DataModule exposes as ``pixel_mean``/``pixel_std`` and the CLI links into the model. Each stage
+reads only the files it needs: ``test`` the test split, ``predict`` of the user's files none at all (a checkpoint
+carries the statistics), and nothing is downloaded that the stage does not need.
 
 ``dlbasics predict --data.predict_path my_digits/`` predicts the user's own images (read by
-:func:`dlbasics.data.inputs.load_images`) instead of the test split: ``predictions.csv`` has the columns
+:func:`dlbasics.use.files.load_images`) instead of the test split: ``predictions.csv`` has the columns
 ``index, file, class, label, probability`` in sorted file order (without ``predict_path``: the test split,
 ``index, class, label, probability``).
 """
@@ -23,10 +25,12 @@ import torch
 from torch import Tensor
 
 from dlbasics.data.idx import DATASETS, DEBIAN_FASHION_MNIST, locate_split, read_split
-from dlbasics.data.inputs import load_images
 from dlbasics.data.memory import InMemoryDataModule
+from dlbasics.use.files import load_images
+from dlbasics.use.images import to_pixels
+from dlbasics.use.predict import image_table
 
-#: The preprocessing of the user's images (:func:`~dlbasics.data.inputs.load_images`) for each dataset.
+#: The preprocessing of the user's images (:func:`~dlbasics.use.files.load_images`) for each dataset.
 IMAGE_STYLES = {"mnist": "mnist", "fashion_mnist": "fashion"}
 __all__ = ["DEBIAN_FASHION_MNIST", "MNISTDataModule", "locate_split", "read_split"]
 
@@ -55,6 +59,9 @@ class MNISTDataModule(InMemoryDataModule):
         predict_path: The user's images to predict instead of the test split: an image file, a folder of
             images (sorted by name; other files are skipped with one warning) or a ``.npy`` of ``(N, 28, 28)``
             images; preprocessed in the style of ``dataset`` (digits or clothes).
+        pixel_mean: The statistics the model standardizes with, if known (``None``: computed from the training
+            split). The CLI gives a checkpoint's own here when it tests or predicts with it, so nothing is read.
+        pixel_std: Their standard deviation, likewise.
     """
 
     num_features = 784
@@ -73,6 +80,8 @@ class MNISTDataModule(InMemoryDataModule):
         eval_batch_size: int | None = 1000,
         seed: int = 0,
         predict_path: str | None = None,
+        pixel_mean: float | None = None,
+        pixel_std: float | None = None,
     ) -> None:
         super().__init__(batch_size=batch_size, eval_batch_size=eval_batch_size, seed=seed)
         if dataset not in DATASETS:
@@ -89,13 +98,27 @@ class MNISTDataModule(InMemoryDataModule):
         self.predict_path = predict_path
         #: File names of the predict split's images (``predict_path`` only), in sample order.
         self.predict_names: list[str] | None = None
-        self.stats: tuple[float, float] | None = None  # (pixel_mean, pixel_std) once known
-        self.loaded: dict[str, tuple[Tensor, Tensor]] | None = None  # see read_splits
+        if (pixel_mean is None) != (pixel_std is None):
+            raise ValueError("give both pixel_mean and pixel_std, or neither (computed from the training split)")
+        self.stats = None if pixel_mean is None else (float(pixel_mean), float(pixel_std))  # once known
+        self.loaded: dict[str, tuple[Tensor, Tensor]] = {}  # see read
+
+    @property
+    def image_style(self) -> str:
+        """How the user's photos become 28x28 images for this dataset (``mnist`` or ``fashion``), for the model."""
+        return IMAGE_STYLES[self.dataset]
+
+    def needed(self, stage: str) -> tuple[bool, ...]:
+        """Which official files a stage reads: ``True`` the training set (validation is carved from it)."""
+        if stage == "predict" and self.predict_path is not None:
+            return ()
+        return {"fit": (True, False), "validate": (True,), "test": (False,), "predict": (False,)}[stage]
 
     def prepare_data(self) -> None:
-        # Lightning runs this once per node before setup: downloads never race.
+        # Lightning runs this once per node before setup: downloads never race. Only what the stage reads.
         if self.download:
-            for train in (True, False):
+            stage = self.trainer.state.fn if self.trainer is not None else "fit"
+            for train in self.needed(getattr(stage, "value", stage)):
                 locate_split(self.root, self.dataset, train, download=True)
 
     @property
@@ -113,51 +136,45 @@ class MNISTDataModule(InMemoryDataModule):
         if self.normalization == "unit":
             return 0.0, 1.0
         if self.stats is None:
-            self.stats = pixel_stats(self.read_splits()["train"][0])
+            self.stats = pixel_stats(self.read("train")[0])
         return self.stats
 
-    def read_splits(self) -> dict[str, tuple[Tensor, Tensor]]:
-        """Train/val/test as read from the files (CPU), kept until :meth:`setup` takes them.
+    def read(self, split: str) -> tuple[Tensor, Tensor]:
+        """A split as read from the files (CPU), kept until :meth:`setup` takes it; ``val`` is carved from train.
 
         Not in ``self.splits`` before ``setup``: Lightning's ``str(datamodule)``, which jsonargparse formats
         while linking, would iterate every loader.
         """
-        if self.loaded is None:
+        if split in ("train", "val") and "train" not in self.loaded:
             x, y = read_split(self.root, self.dataset, True, self.download, self.verify)
             if self.num_val >= len(x):
                 raise ValueError(f"num_val {self.num_val} leaves no training images: the training set has {len(x)}")
             order = torch.randperm(len(x), generator=torch.Generator().manual_seed(self.seed))
             val, train = order[: self.num_val].sort().values, order[self.num_val :].sort().values
-            test = read_split(self.root, self.dataset, False, self.download, self.verify)
-            self.loaded = {"train": (x[train], y[train]), "val": (x[val], y[val]), "test": test}
-        return self.loaded
+            self.loaded |= {"train": (x[train], y[train]), "val": (x[val], y[val])}
+        elif split == "test" and "test" not in self.loaded:
+            self.loaded["test"] = read_split(self.root, self.dataset, False, self.download, self.verify)
+        return self.loaded[split]
 
     def setup(self, stage: str) -> None:
         if stage == "predict" and self.predict_path is not None:
             if "predict" not in self.splits:
-                images, self.predict_names = load_images(self.predict_path, IMAGE_STYLES[self.dataset])
+                images, self.predict_names = load_images(self.predict_path, self.image_style)
                 self.splits["predict"] = (images,)
-        elif "train" not in self.splits:
-            self.splits.update(self.read_splits())
-            self.loaded = None
+        else:
+            wanted = {"fit": ("train", "val", "test"), "validate": ("val",)}.get(stage, ("test",))
+            self.splits |= {split: self.read(split) for split in wanted if split not in self.splits}
         self.to_device()
 
-    def prediction_table(self, index: Tensor, columns: dict[str, Tensor]) -> dict[str, list] | None:
-        """``predictions.csv``: ``index, file, class, label, probability`` (``file`` only with ``predict_path``).
+    def teardown(self, stage: str) -> None:
+        self.loaded = {}  # setup took them
 
-        Called by :class:`~dlbasics.callbacks.PredictionWriter` with ``predict_step``'s columns in sample order.
-        """
+    def prediction_table(self, index: Tensor, columns: dict[str, Tensor]) -> dict[str, list] | None:
+        """``predictions.csv``: ``index[, file], class, label, probability`` (``file`` only with ``predict_path``)."""
         if "class" not in columns or "probability" not in columns:
             return None
-        classes = columns["class"].long().tolist()
-        table: dict[str, list] = {"index": index.long().tolist()}
-        if self.predict_path is not None and self.predict_names is not None:
-            table["file"] = [self.predict_names[i] for i in table["index"]]
-        return table | {
-            "class": classes,
-            "label": [self.class_names[c] for c in classes],
-            "probability": columns["probability"].float().tolist(),
-        }
+        files = self.predict_names if self.predict_path is not None else None
+        return image_table(index, columns, self.class_names, files)
 
     def on_after_batch_transfer(self, batch: tuple[Tensor, ...], dataloader_idx: int) -> tuple[Tensor, ...]:
         """uint8 ``(N, 28, 28)`` → float pixels in [0, 1] ``(N, 1, 28, 28)``, shifted at random while training."""
@@ -166,11 +183,6 @@ class MNISTDataModule(InMemoryDataModule):
         if self.shift and self.trainer is not None and self.trainer.training:
             x = random_shift(x, self.shift)
         return (x, *rest)
-
-
-def to_pixels(images: Tensor) -> Tensor:
-    """uint8 ``(N, 28, 28)`` images → float pixels in [0, 1] ``(N, 1, 28, 28)``, what the models take."""
-    return images.unsqueeze(1).float().mul_(1.0 / 255.0)
 
 
 def pixel_stats(images: Tensor) -> tuple[float, float]:

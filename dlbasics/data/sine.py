@@ -6,10 +6,9 @@ The series ``x_t = amplitude · sin(2π t / period + phase) + N(0, noise_std²)`
 split by time into train / val / test segments, in that order. Windows are cut inside each segment only,
 so no window crosses a split boundary: no value of one split is an input or a target of another.
 
-Normalization: every window (inputs and targets) is standardized with the mean and standard deviation
-of the *training* segment. The DataModule owns these statistics and exposes them as ``series_mean`` and
-``series_std``; the CLI links them into the model, which needs them to report losses and forecasts on
-the original scale of the series (see :mod:`dlbasics.models.sine`).
+Windows hold raw values. The DataModule owns the mean and standard deviation of the *training* segment and
+exposes them as ``series_mean`` and ``series_std``; the CLI links them into the model, which standardizes its
+inputs itself (see :mod:`dlbasics.models.sine`), so a checkpoint alone forecasts raw values.
 
 Forecasting the user's own series: ``dlbasics predict --config sine_lstm --ckpt_path best --data.predict_path
 series.csv --data.predict_steps 100`` rolls the forecast out from the last ``n_steps`` values of the file (one
@@ -23,19 +22,19 @@ import math
 import torch
 from torch import Tensor
 
-from dlbasics.data.inputs import read_series
 from dlbasics.data.memory import InMemoryDataModule, InMemoryLoader
+from dlbasics.use.files import read_series
 
 SPLITS = ("train", "val", "test")
 
 
 class SineData(InMemoryDataModule):
-    """Sliding windows over one sine series, split by time, standardized with training statistics.
+    """Sliding windows over one sine series, split by time; raw values, training statistics for the model.
 
-    Every split is ``(x, y, t)``: ``x`` of shape ``(N, n_steps, 1)`` and ``y`` of shape ``(N, horizon)``
-    in standardized units, ``t`` the time index of each window's first target. The predict split is
-    the test split, or with ``predict_path`` one window of raw values, the last ``n_steps`` of the user's
-    series, with the number of steps to forecast: ``(history (1, n_steps), steps (1,))``.
+    Every split is ``(x, y, t)``: ``x`` of shape ``(N, n_steps, 1)`` and ``y`` of shape ``(N, horizon)``, raw
+    values, ``t`` the time index of each window's first target. The predict split is ``(windows, steps)``: the
+    test windows with 1 step each, or with ``predict_path`` one window, the last ``n_steps`` values of the user's
+    series, with ``predict_steps``.
 
     Args:
         amplitude: Amplitude of the sine.
@@ -52,6 +51,9 @@ class SineData(InMemoryDataModule):
         predict_path: A CSV or text file of one column of values (header optional) to forecast the
             continuation of, from its last ``n_steps`` values, instead of predicting the test split.
         predict_steps: Values to forecast after the end of ``predict_path``'s series.
+        series_mean: The statistics the model standardizes with, if known (``None``: the training part's). The
+            CLI gives a checkpoint's own here when it tests or predicts with it.
+        series_std: Their standard deviation, likewise.
     """
 
     num_features = 1
@@ -71,6 +73,8 @@ class SineData(InMemoryDataModule):
         seed: int = 0,
         predict_path: str | None = None,
         predict_steps: int = 50,
+        series_mean: float | None = None,
+        series_std: float | None = None,
     ) -> None:
         super().__init__(batch_size=batch_size, seed=seed)
         if predict_steps < 1:
@@ -108,7 +112,8 @@ class SineData(InMemoryDataModule):
         #: The observed series (raw values, float32), noise included.
         self.series = (self.function(torch.arange(length)) + noise_std * noise).float()
         train = self.series[:n_train].double()
-        self.series_mean, self.series_std = train.mean().item(), train.std(correction=0).item()
+        self.series_mean = train.mean().item() if series_mean is None else float(series_mean)
+        self.series_std = train.std(correction=0).item() if series_std is None else float(series_std)
         if not self.series_std > 0:
             raise ValueError("the training part of the series is constant (amplitude 0?): nothing to learn")
 
@@ -116,14 +121,10 @@ class SineData(InMemoryDataModule):
         """The noise-free sine at time indices ``t`` (float64)."""
         return self.amplitude * torch.sin(2 * math.pi * t.double() / self.period + self.phase)
 
-    def standardize(self, values: Tensor) -> Tensor:
-        """Raw values → standardized units (training mean and std)."""
-        return (values - self.series_mean) / self.series_std
-
     def windows(self, split: str) -> tuple[Tensor, Tensor, Tensor]:
-        """``(x, y, t)`` of every window that lies entirely inside ``split``'s part of the series."""
+        """``(x, y, t)`` of every window that lies entirely inside ``split``'s part of the series, raw values."""
         lo, hi = self.bounds[split]
-        w = self.standardize(self.series[lo:hi]).unfold(0, self.n_steps + self.horizon, 1)
+        w = self.series[lo:hi].unfold(0, self.n_steps + self.horizon, 1)
         x, y = w[:, : self.n_steps].unsqueeze(-1).contiguous(), w[:, self.n_steps :].contiguous()
         return x, y, torch.arange(lo + self.n_steps, lo + self.n_steps + len(w))
 
@@ -150,13 +151,17 @@ class SineData(InMemoryDataModule):
         return series
 
     def setup(self, stage: str) -> None:
-        if stage == "predict" and self.predict_path is not None and "predict" not in self.splits:
-            self.predict_series = self.read_predict_series()
-            history = self.predict_series[-self.n_steps :].unsqueeze(0)
-            self.splits["predict"] = (history, torch.tensor([self.predict_steps]))
         for split in SPLITS:
             if split not in self.splits:
                 self.splits[split] = self.windows(split)
+        if stage == "predict" and "predict" not in self.splits:
+            if self.predict_path is not None:
+                self.predict_series = self.read_predict_series()
+                windows = self.predict_series[-self.n_steps :].reshape(1, -1, 1)
+                self.splits["predict"] = (windows, torch.tensor([self.predict_steps]))
+            else:
+                windows = self.splits["test"][0]
+                self.splits["predict"] = (windows, torch.ones(len(windows), dtype=torch.long))
         self.to_device()
 
     def predict_dataloader(self) -> InMemoryLoader:
@@ -166,8 +171,12 @@ class SineData(InMemoryDataModule):
         return super().predict_dataloader()
 
     def prediction_table(self, index: Tensor, columns: dict[str, Tensor]) -> dict[str, list] | None:
-        """With ``predict_path``: ``predictions.csv`` is the forecast, ``step`` (1 … predict_steps), ``forecast``."""
-        if self.predict_path is None or "forecast" not in columns:
-            return None
-        forecast = columns["forecast"].reshape(-1).float()
-        return {"step": list(range(1, len(forecast) + 1)), "forecast": forecast.tolist()}
+        """``predictions.csv``: the user's series forecast (``step``, ``forecast``), or the test windows'
+        one-step predictions beside what followed them (``index``, ``time``, ``target``, ``prediction``)."""
+        forecast = columns["forecast"].float()
+        if self.predict_path is not None:
+            return {"step": list(range(1, forecast.shape[1] + 1)), "forecast": forecast[0].tolist()}
+        _, target, time = (t.cpu() for t in self.splits["test"])
+        rows = index.long().cpu()
+        return {"index": rows.tolist(), "time": time[rows].tolist(), "target": target[rows, 0].tolist(),
+                "prediction": forecast[:, 0].tolist()}  # fmt: skip

@@ -6,7 +6,7 @@ Every split is drawn from its own generator seeded by ``(seed, split)``, so the 
 every run and every DDP rank, and the test split is fresh data the model never trained on.
 
 ``dlbasics predict --data.predict_path features.csv`` predicts the user's own rows (``num_features`` numbers a
-row, header optional; :func:`~dlbasics.data.inputs.read_features`) instead of the test split.
+row, header optional; :func:`~dlbasics.use.files.read_features`) instead of the test split.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from abc import abstractmethod
 import torch
 from torch import Tensor
 
-from dlbasics.data.inputs import read_features
 from dlbasics.data.memory import InMemoryDataModule
+from dlbasics.use.files import read_features
 
 _SPLIT_OFFSET = {"train": 0, "val": 1, "test": 2}
 

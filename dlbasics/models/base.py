@@ -2,19 +2,19 @@
 
     dlbasics fit --config configs/rule_classifier.yaml   # any experiment runs through it
 
-Subclasses implement ``forward`` and ``compute_loss``; classifiers pass a torchmetrics
-``MetricCollection`` to :meth:`Experiment.init_metrics`. Optimizer and schedule are injected the LightningCLI
-way (``optimizer: OptimizerCallable``, ``lr_scheduler: LRSchedulerCallable | None``), e.g. in YAML::
+Subclasses implement ``forward`` and ``compute_loss``; classifiers pass a torchmetrics ``MetricCollection`` to
+:class:`Experiment`. Optimizer and schedule are injected the LightningCLI way (``optimizer: OptimizerCallable``,
+``lr_scheduler: LRSchedulerCallable | None``), e.g. in YAML::
 
     optimizer: {class_path: torch.optim.Adam, init_args: {lr: 0.01}}
     lr_scheduler: {class_path: torch.optim.lr_scheduler.OneCycleLR, init_args: {max_lr: 0.01}}
 
-Models compute; they write no files. Pictures come from the callbacks in :mod:`dlbasics.pictures`.
+Models compute; they read and write no files. Pictures come from the callbacks in :mod:`dlbasics.pictures`, the
+user's files from :mod:`dlbasics.use`.
 """
 
 from __future__ import annotations
 
-import pickle
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
@@ -35,17 +35,8 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
-from dlbasics.models.schedules import run_length_kwargs, scheduler_class
-
-STAGES = ("train", "val", "test")
-#: Written into every checkpoint (``dlbasics_format_version``); a checkpoint older than its model can read is
-#: refused with a line saying to retrain (:func:`check_format`).
-FORMAT_VERSION = 2
-#: Why a model cannot read a format older than ``version``: ``{model: (version, what changed)}``.
-BREAKING_CHANGES = {
-    None: (1, "optimizers given as strings, MNIST models fed standardized images"),  # every model
-    "dlbasics.models.mnist.MNISTCNN": (2, "BatchNorm before the max-pool in every block"),
-}
+from dlbasics import trust
+from dlbasics.models.schedules import run_length_kwargs
 
 
 def check_positive(**values: float) -> None:
@@ -90,27 +81,31 @@ class Experiment(L.LightningModule, ABC):
             number of steps (``OneCycleLR``'s ``total_steps``, :class:`CosineAnnealingLR`'s ``T_max``) get the
             run's step count when it is left out and are stepped after every optimizer step; others (``StepLR``,
             ``ExponentialLR``, …) once per epoch.
+        metrics: For subclasses (not a config setting): the metrics each stage computes on its own copy.
     """
 
     def __init__(
-        self, optimizer: OptimizerCallable = torch.optim.Adam, lr_scheduler: LRSchedulerCallable | None = None
+        self,
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        lr_scheduler: LRSchedulerCallable | None = None,
+        metrics: MetricCollection | None = None,
     ):
         super().__init__()
-        try:  # a bad optimizer setting (e.g. lr < 0) fails now, before a run directory exists
-            optimizer([nn.Parameter(torch.zeros(1))])
-        except (ValueError, TypeError) as err:
-            raise ValueError(f"model.optimizer: {err}") from None
         self.optimizer, self.lr_scheduler = optimizer, lr_scheduler
-        # MeanMetric weights every sample equally and syncs exactly across DDP ranks.
-        for stage in STAGES:
-            setattr(self, f"{stage}_loss", MeanMetric())
-        self.has_metrics = False
+        # Per stage: the mean loss (MeanMetric weights every sample equally and syncs exactly across DDP ranks) and
+        # its own copy of the metrics, logged as {stage}/...
+        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
+        self.train_metrics = metrics.clone(prefix="train/") if metrics else None
+        self.val_metrics = metrics.clone(prefix="val/") if metrics else None
+        self.test_metrics = metrics.clone(prefix="test/") if metrics else None
 
-    def init_metrics(self, collection: MetricCollection) -> None:
-        """Give each stage its own copy of ``collection`` (``self.{stage}_metrics``), logged as ``{stage}/…``."""
-        for stage in STAGES:
-            setattr(self, f"{stage}_metrics", collection.clone(prefix=f"{stage}/"))
-        self.has_metrics = True
+    def stage_metrics(self, stage: str) -> tuple[MeanMetric, MetricCollection | None]:
+        """The mean loss and the metrics of ``stage`` (``train``, ``val`` or ``test``)."""
+        return {
+            "train": (self.train_loss, self.train_metrics),
+            "val": (self.val_loss, self.val_metrics),
+            "test": (self.test_loss, self.test_metrics),
+        }[stage]
 
     @abstractmethod
     def forward(self, x: Tensor) -> Tensor:
@@ -133,17 +128,19 @@ class Experiment(L.LightningModule, ABC):
         x, y = batch[0], batch[1]
         output = self(x)
         loss = self.compute_loss(output, y)
-        getattr(self, f"{stage}_loss").update(self.reported_loss(loss.detach()), len(y))
-        if self.has_metrics:
-            getattr(self, f"{stage}_metrics").update(self.metric_preds(output.detach()), y)
+        mean_loss, metrics = self.stage_metrics(stage)
+        mean_loss.update(self.reported_loss(loss.detach()), len(y))
+        if metrics is not None:
+            metrics.update(self.metric_preds(output.detach()), y)
         return loss, output.detach()
 
     def _log_epoch(self, stage: str) -> None:
         # Logging metric objects once per epoch instead of on every step keeps Lightning's per-step
         # bookkeeping out of the hot loop; Lightning computes (synced across ranks) and resets them.
-        self.log(f"{stage}/loss", getattr(self, f"{stage}_loss"), prog_bar=True)
-        if self.has_metrics:
-            self.log_dict(getattr(self, f"{stage}_metrics"), prog_bar=stage != "train")
+        mean_loss, metrics = self.stage_metrics(stage)
+        self.log(f"{stage}/loss", mean_loss, prog_bar=True)
+        if metrics is not None:
+            self.log_dict(metrics, prog_bar=stage != "train")
 
     def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
         return self._shared_step(batch, "train")[0]
@@ -174,8 +171,8 @@ class Experiment(L.LightningModule, ABC):
         checkpoint["rng_states"] = {"cpu": torch.get_rng_state()}
         if torch.cuda.is_available():
             checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
-        checkpoint["dlbasics_format_version"] = FORMAT_VERSION
-        checkpoint["dlbasics_model"] = f"{type(self).__module__}.{type(self).__qualname__}"  # see dlbasics.export
+        checkpoint["dlbasics_format_version"] = trust.FORMAT_VERSION
+        checkpoint["dlbasics_model"] = trust.full_name(type(self))
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         states = checkpoint.get("rng_states")
@@ -186,13 +183,19 @@ class Experiment(L.LightningModule, ABC):
 
     @classmethod
     def load_from_checkpoint(cls, checkpoint_path: Any, *args: Any, **kwargs: Any) -> Any:
-        """Lightning's ``load_from_checkpoint``, refusing checkpoints of an older dlbasics with one line."""
-        if isinstance(checkpoint_path, str | Path) and Path(checkpoint_path).is_file():
-            check_format(Path(checkpoint_path))
+        """Lightning's ``load_from_checkpoint``, after :func:`dlbasics.trust.check`: a checkpoint of an older dlbasics
+        or of another model, or one naming code, is refused with one line before anything in it is imported.
+
+        A checkpoint holding Python objects (a model built in Python keeps ``optimizer=torch.optim.Adam``) cannot
+        be read as data: pass ``weights_only=False`` to trust it, as for ``torch.load``.
+        """
+        if isinstance(checkpoint_path, str | Path) and kwargs.get("weights_only") is not False:
+            path = Path(checkpoint_path)
+            trust.check(trust.read(path), path, cls, {cls.__module__.split(".")[0]})
         return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
 
     def inference(self, x: Tensor) -> Tensor:
-        """Raw input → what an exported model returns (:mod:`dlbasics.export`): here ``forward``'s output."""
+        """Raw input → what an exported model returns (:mod:`dlbasics.use.onnx`): here ``forward``'s output."""
         return self(x)
 
     def example_input(self, batch: int = 1) -> Tensor:
@@ -203,15 +206,19 @@ class Experiment(L.LightningModule, ABC):
         return torch.rand(batch, self.hparams.num_features, generator=torch.Generator().manual_seed(0))
 
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer(self.parameters())
+        try:  # torch's own check of the settings (lr < 0 …), as one line naming the setting
+            optimizer = self.optimizer(self.parameters())
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"model.optimizer: {err}") from None
         if self.lr_scheduler is None:
             return optimizer
         fill = run_length_kwargs(self.lr_scheduler, int(self.trainer.estimated_stepping_batches))
         scheduler = self.lr_scheduler(optimizer, **fill)
-        interval = (
-            "step" if fill or scheduler_class(self.lr_scheduler) is torch.optim.lr_scheduler.OneCycleLR else "epoch"
-        )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
+        per_step = fill or isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR)  # schedules counted in steps
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step" if per_step else "epoch"},
+        }
 
 
 class Classifier(Experiment):
@@ -229,11 +236,10 @@ class Classifier(Experiment):
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
-        super().__init__(optimizer, lr_scheduler)
         if num_classes < 2:
             raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+        super().__init__(optimizer, lr_scheduler, classification_metrics(num_classes))
         self.binary = num_classes == 2
-        self.init_metrics(classification_metrics(num_classes))
         task = "binary" if self.binary else "multiclass"
         #: The test confusion matrix (true classes as rows), summed over ranks; drawn by a callback.
         self.test_confusion = ConfusionMatrix(task=task, num_classes=num_classes)
@@ -267,26 +273,6 @@ class Classifier(Experiment):
             return {"class": (prob > 0.5).long(), "probability": prob}
         prob, cls = output.softmax(dim=-1).max(dim=-1)
         return {"class": cls, "probability": prob}
-
-
-def check_format(path: Path) -> None:
-    """Raise a one-line ``ValueError`` if the checkpoint at ``path`` is older than its model can read.
-
-    A checkpoint that holds Python objects (a model built in Python keeps ``optimizer=torch.optim.Adam`` in its
-    hyperparameters) cannot be read safely here: it is left to Lightning, whose strict ``load_state_dict``
-    still refuses weights of another layout.
-    """
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except pickle.UnpicklingError:
-        return
-    if "hyper_parameters" not in checkpoint:  # not a LightningModule checkpoint: Lightning says what is wrong
-        return
-    version = checkpoint.get("dlbasics_format_version", 0)
-    for model in (None, checkpoint.get("dlbasics_model")):
-        oldest, change = BREAKING_CHANGES.get(model, (0, ""))
-        if version < oldest:
-            raise ValueError(f"{path} was written by an older dlbasics ({change}): retrain it with `dlbasics fit`")
 
 
 def check_input(module: nn.Module, x: Tensor, *trailing: int) -> None:

@@ -9,99 +9,33 @@ DataModule, so a checkpoint alone turns raw pixels into a prediction) and return
 After ``test`` the callbacks of :mod:`dlbasics.pictures` save the confusion matrix, a grid of misclassified
 test images and (CNN) each block's activation maps.
 
-The user's own images: ``MNISTCNN.load_from_checkpoint(path).predict_images("my_digits/")`` does what
-``dlbasics predict --data.predict_path my_digits/`` does (same preprocessing, same numbers) and returns an
-:class:`ImagePredictions`; ``class_names`` (linked from the DataModule) name the classes.
+The models know what their inputs were: ``class_names`` and ``image_style`` (digits or clothes, how a photo is
+turned into a 28x28 image) are linked from the DataModule into every checkpoint, so
+``dlbasics.use.predict(model, "my_photos/")`` prepares the user's images as the model's data were made.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
 from itertools import pairwise
-from pathlib import Path
 from typing import Literal
 
-import numpy as np
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
-from dlbasics.data.inputs import load_images
-from dlbasics.data.mnist import to_pixels
 from dlbasics.models.base import Classifier, check_input, check_positive
 
 ACTIVATIONS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
 
 
-@dataclass
-class ImagePredictions:
-    """What :meth:`ImageClassifier.predict_images` returns, one entry per image (the order of the files).
-
-    Attributes:
-        files: File names (``"<file>.npy[i]"`` for an array file, ``"[i]"`` for an array passed in).
-        classes: Predicted classes, int64 ``(N,)``.
-        labels: Their names (``class_names``; the class numbers as strings when the model has none).
-        probabilities: Probability of the predicted class, float ``(N,)``.
-        images: The uint8 ``(N, 28, 28)`` images the model saw (after preprocessing).
-    """
-
-    files: list[str]
-    classes: Tensor
-    labels: list[str]
-    probabilities: Tensor
-    images: Tensor
-
-
 class ImageClassifier(Classifier):
     """A :class:`Classifier` of images that can show what its blocks see (:meth:`block_outputs`)."""
 
-    @torch.no_grad()
-    def predict_images(
-        self,
-        images: str | Path | Sequence[str | Path] | np.ndarray | Tensor,
-        style: Literal["mnist", "fashion"] = "mnist",
-        batch_size: int = 1000,
-    ) -> ImagePredictions:
-        """Classify the user's images as ``dlbasics predict --data.predict_path`` does.
-
-        Args:
-            images: An image file, a folder of images or a ``.npy`` file (read by
-                :func:`dlbasics.data.inputs.load_images`), a list of those, or uint8 images already in MNIST
-                form, ``(N, 28, 28)`` or ``(28, 28)`` (light strokes on black).
-            style: Preprocessing of image files: ``"mnist"`` (digits) or ``"fashion"`` (clothes, Fashion-MNIST).
-            batch_size: Images per forward pass.
-
-        Returns:
-            Files, classes, labels, probabilities and the 28x28 images the model saw.
-
-        Raises:
-            FileNotFoundError: A path does not exist.
-            ValueError: An unreadable or blank image, an empty folder, or an array of the wrong shape or type
-                (one line naming the file).
-        """
-        if isinstance(images, np.ndarray | Tensor):
-            array = torch.as_tensor(images)
-            array = array.unsqueeze(0) if array.ndim == 2 else array
-            if array.dtype != torch.uint8 or array.ndim != 3 or tuple(array.shape[1:]) != (28, 28):
-                raise ValueError(
-                    f"images must be uint8 of shape (N, 28, 28) or (28, 28), got {array.dtype} {tuple(array.shape)}: "
-                    "pass files, or arrays in MNIST form"
-                )
-            pixels, files = array, [f"[{i}]" for i in range(len(array))]
-        else:
-            paths = [images] if isinstance(images, str | Path) else list(images)
-            loaded = [load_images(path, style) for path in paths]
-            pixels, files = torch.cat([t for t, _ in loaded]), [name for _, names in loaded for name in names]
-        was_training = self.training
-        self.eval()
-        probs = torch.cat(
-            [self.inference(to_pixels(chunk.to(self.device))).float().cpu() for chunk in pixels.split(batch_size)]
-        )
-        self.train(was_training)
-        probabilities, classes = probs.max(dim=-1)
-        names = self.hparams.get("class_names") or [str(i) for i in range(probs.shape[-1])]
-        return ImagePredictions(files, classes, [names[c] for c in classes.tolist()], probabilities, pixels)
+    @property
+    def input_style(self) -> str:
+        """``image_style``; for a checkpoint written before it was recorded, what its class names say."""
+        names = self.hparams.get("class_names") or []
+        return self.hparams.get("image_style") or ("mnist" if all(str(n).isdigit() for n in names) else "fashion")
 
     def activation_blocks(self) -> list[nn.Module]:
         """Submodules whose outputs are worth showing as activation maps (none by default)."""
@@ -145,7 +79,9 @@ class MNISTMLP(ImageClassifier):
         num_classes: Classes (linked from the DataModule).
         pixel_mean: Mean of the training pixels in [0, 1] (linked from the DataModule); ``forward`` subtracts it.
         pixel_std: Their standard deviation (linked from the DataModule); ``forward`` divides by it.
-        class_names: Names of the classes (linked from the DataModule), for :meth:`predict_images`' labels.
+        class_names: Names of the classes (linked from the DataModule), for the predictions' labels.
+        image_style: How a photo becomes the model's input (linked from the DataModule): ``mnist`` (digits) or
+            ``fashion`` (clothes); see :func:`dlbasics.use.images.load_images` and :attr:`input_style`.
         hidden_sizes: Width of each hidden layer (``[50]`` is the fish book's two-layer net).
         activation: ``sigmoid``, ``tanh`` or ``relu``.
         dropout: Dropout probability after each hidden activation.
@@ -163,6 +99,7 @@ class MNISTMLP(ImageClassifier):
         pixel_mean: float = 0.0,
         pixel_std: float = 1.0,
         class_names: list[str] | None = None,
+        image_style: Literal["mnist", "fashion"] | None = None,
         hidden_sizes: list[int] = [256, 128],  # noqa: B006 (jsonargparse needs a literal default)
         activation: Literal["sigmoid", "tanh", "relu"] = "relu",
         dropout: float = 0.0,
@@ -226,7 +163,8 @@ class MNISTCNN(ImageClassifier):
         num_classes: Classes (linked from the DataModule).
         pixel_mean: Mean of the training pixels in [0, 1] (linked from the DataModule); ``forward`` subtracts it.
         pixel_std: Their standard deviation (linked from the DataModule); ``forward`` divides by it.
-        class_names: Names of the classes (linked from the DataModule), for :meth:`predict_images`' labels.
+        class_names: Names of the classes (linked from the DataModule), for the predictions' labels.
+        image_style: How a photo becomes the model's input (linked from the DataModule): ``mnist`` or ``fashion``.
         channels: Output channels of each block; each block halves the image side (28 → 14 → 7 …).
         hidden: Width of a hidden layer between the blocks and the output (linear, BatchNorm, ReLU); 0: none.
         dropout: Dropout probability before the output layer.
@@ -242,6 +180,7 @@ class MNISTCNN(ImageClassifier):
         pixel_mean: float = 0.0,
         pixel_std: float = 1.0,
         class_names: list[str] | None = None,
+        image_style: Literal["mnist", "fashion"] | None = None,
         channels: list[int] = [32, 64],  # noqa: B006
         hidden: int = 0,
         dropout: float = 0.0,

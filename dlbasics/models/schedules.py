@@ -3,14 +3,12 @@
     dlbasics fit --config rule_classifier   # lr_scheduler: dlbasics.models.schedules.CosineAnnealingLR
 
 The models take ``lr_scheduler: LRSchedulerCallable`` (LightningCLI dependency injection, any
-``torch.optim.lr_scheduler`` class); :func:`run_length_kwargs` fills in the arguments that mean "the length of
-the run in steps" when the config leaves them out, so a schedule follows ``max_epochs``/``max_steps``.
+``torch.optim.lr_scheduler`` class). :func:`run_length_kwargs` fills in the arguments that mean "the length of the
+run in steps" when the config leaves them out, so a schedule follows ``max_epochs``/``max_steps``.
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
 from typing import Any
 
 import torch
@@ -21,6 +19,8 @@ RUN_LENGTH_ARGS = ("total_steps", "T_max")
 
 class CosineAnnealingLR(torch.optim.lr_scheduler.CosineAnnealingLR):
     """torch's ``CosineAnnealingLR`` with ``T_max`` optional: left out, it is the run's number of optimizer steps.
+
+    torch requires ``T_max`` and the config parser enforces that before any run starts, hence this subclass.
 
     Args:
         optimizer: The wrapped optimizer.
@@ -37,22 +37,15 @@ class CosineAnnealingLR(torch.optim.lr_scheduler.CosineAnnealingLR):
         super().__init__(optimizer, T_max=T_max, eta_min=eta_min, last_epoch=last_epoch)
 
 
-def scheduler_class(scheduler: Any) -> type | None:
-    """The scheduler class behind an injected callable (jsonargparse passes a ``functools.partial``)."""
-    while isinstance(scheduler, functools.partial):
-        classes = [a for a in scheduler.args if isinstance(a, type)]
-        scheduler = classes[-1] if classes else scheduler.func
-    return scheduler if isinstance(scheduler, type) else None
-
-
 def run_length_kwargs(scheduler: Any, steps: int) -> dict[str, int]:
-    """``{name: steps}`` for the run-length arguments (:data:`RUN_LENGTH_ARGS`) the scheduler takes, left out."""
-    cls = scheduler_class(scheduler)
-    if cls is None:
-        return {}
-    given = scheduler.keywords if isinstance(scheduler, functools.partial) else {}
-    params = inspect.signature(cls).parameters
-    fill = {name: steps for name in RUN_LENGTH_ARGS if name in params and given.get(name) is None}
-    if "total_steps" in fill and (given.get("epochs") or given.get("steps_per_epoch")):
-        fill.pop("total_steps")  # OneCycleLR given epochs and steps_per_epoch instead
+    """``{name: steps}`` for the run-length arguments (:data:`RUN_LENGTH_ARGS`) the config left out.
+
+    The CLI hands the model a ``functools.partial`` of the schedule class whose ``keywords`` hold every argument,
+    defaults included, so "left out" is an argument there set to ``None``. ``OneCycleLR`` given ``epochs`` and
+    ``steps_per_epoch`` has its length already.
+    """
+    given = getattr(scheduler, "keywords", {})
+    fill = {name: steps for name in RUN_LENGTH_ARGS if name in given and given[name] is None}
+    if "total_steps" in fill and given.get("epochs") and given.get("steps_per_epoch"):
+        fill.pop("total_steps")
     return fill

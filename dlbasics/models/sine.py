@@ -5,13 +5,12 @@
     dlbasics predict --config configs/sine_lstm.yaml --ckpt_path <ckpt>   # + predictions.csv
     dlbasics predict --config sine_lstm --ckpt_path best --data.predict_path series.csv   # forecast it
 
-Normalization: :class:`~dlbasics.data.SineData` standardizes every window with the training part's mean
-and std and the CLI links both into the model (hparams ``series_mean``/``series_std``, so every checkpoint
-carries them). ``forward`` maps standardized windows to standardized values; at the edges the model converts:
-the optimized objective is the standardized MSE (equally well conditioned for any amplitude), while
-``train/loss``, ``val/loss`` and ``test/loss`` are all logged as the MSE on the original scale of the series
-(standardized MSE · std²), so the learning curves compare like with like. :meth:`SineRNN.forecast` and
-``predict`` take and return raw values, so a checkpoint works on its own:
+Normalization, as for the MNIST models: :class:`~dlbasics.data.SineData` yields raw windows and owns the
+training part's mean and std, which the CLI links into the model (hparams ``series_mean``/``series_std``, so every
+checkpoint carries them). ``forward`` takes raw windows, standardizes them with those statistics (buffers), and
+returns raw values. The optimized objective is the standardized MSE (equally well conditioned for any amplitude);
+``train/loss``, ``val/loss`` and ``test/loss`` are all logged as the MSE on the original scale of the series, so
+the learning curves compare like with like. A checkpoint works on its own:
 ``SineLSTM.load_from_checkpoint(path).forecast(last_values, steps=100)``.
 
 After ``test`` and ``predict`` the :class:`~dlbasics.pictures.Forecast` callback rolls a forecast out from the
@@ -39,8 +38,9 @@ from dlbasics.models.base import Experiment, check_positive
 class SineRNN(Experiment):
     """Base of :class:`SineLSTM` and :class:`SineGRU`: a recurrent layer, then a linear head on its last output.
 
-    ``model(x)`` takes standardized windows of shape ``(batch, n_steps, num_features)`` and returns the
-    next ``horizon`` standardized values, shape ``(batch, horizon * num_features)``.
+    ``model(x)`` takes raw windows of shape ``(batch, n_steps, num_features)`` and returns the next ``horizon`` raw
+    values, shape ``(batch, horizon * num_features)``. For ``predict`` a batch is ``(windows, steps)``: each
+    window is rolled out ``steps`` values ahead (:meth:`forecast`).
 
     Args:
         num_features: Values per time step (linked from the DataModule).
@@ -86,6 +86,8 @@ class SineRNN(Experiment):
         self.rnn = self.cell(num_features, hidden_size, num_layers, batch_first=True, dropout=inner_dropout)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden_size, horizon * num_features)
+        self.register_buffer("series_mean", torch.tensor(float(series_mean)), persistent=False)
+        self.register_buffer("series_std", torch.tensor(float(series_std)), persistent=False)
         self.example_input_array = torch.zeros(1, n_steps, num_features)  # the model summary's sizes and FLOPs
 
     def forward(self, x: Tensor) -> Tensor:
@@ -95,33 +97,27 @@ class SineRNN(Experiment):
                 f"{type(self).__name__} expects input of shape (batch, n_steps, {features}), got {tuple(x.shape)}"
             )
         with torch.autocast(device_type=x.device.type, enabled=False):  # float32: see the module docstring
-            out, _ = self.rnn(x.float())
-            return self.head(self.dropout(out[:, -1]))
+            out, _ = self.rnn(self.standardize(x.float()))
+            return self.head(self.dropout(out[:, -1])) * self.series_std + self.series_mean
+
+    def standardize(self, values: Tensor) -> Tensor:
+        """Raw values → standardized with the training part's mean and std."""
+        return (values - self.series_mean) / self.series_std
 
     def compute_loss(self, output: Tensor, target: Tensor) -> Tensor:
-        return nn.functional.mse_loss(output.float(), target.reshape(output.shape).float())
+        """The MSE of standardized values: the same conditioning for any amplitude of the series."""
+        return nn.functional.mse_loss(
+            self.standardize(output.float()), self.standardize(target.float()).view_as(output)
+        )
 
     def reported_loss(self, loss: Tensor) -> Tensor:
         """Standardized MSE → MSE on the original scale of the series (every stage logs this)."""
-        return loss * self.hparams.series_std**2
+        return loss * self.series_std**2
 
-    def to_raw(self, z: Tensor) -> Tensor:
-        """Standardized values → values on the original scale of the series."""
-        return z * self.hparams.series_std + self.hparams.series_mean
-
-    def predict_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> dict[str, Tensor]:
-        """Raw one-step predictions; with the DataModule's targets and times when the batch has them.
-
-        A batch ``(history, steps)`` (raw windows ``(N, n_steps)`` and the steps to forecast, what
-        :class:`~dlbasics.data.SineData` yields for ``predict_path``) gives ``{"forecast": (N, steps)}`` instead:
-        :meth:`forecast` of each window.
-        """
-        if len(batch) == 2 and batch[0].ndim == 2:
-            return {"forecast": self.forecast(batch[0], int(batch[1].max()))}
-        columns = {"prediction": self.to_raw(self(batch[0]).float())}  # float32 even under bf16 autocast
-        if len(batch) >= 3:
-            columns = {"time": batch[2], "target": self.to_raw(batch[1])} | columns
-        return columns
+    def predict_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
+        """``(windows, steps)`` → ``{"forecast": (N, steps)}``: each raw window rolled out ``steps`` values."""
+        windows, steps = batch
+        return {"forecast": self.forecast(windows, int(steps.max())).flatten(1)}
 
     @torch.no_grad()
     def forecast(self, history: Tensor | np.ndarray | list[float], steps: int) -> Tensor:
@@ -144,16 +140,15 @@ class SineRNN(Experiment):
         shape = x.shape
         if x.ndim in (1, 2) and self.hparams.num_features == 1:
             x = x.reshape(-1 if x.ndim == 2 else 1, x.shape[-1], 1)
-        z = (x - self.hparams.series_mean) / self.hparams.series_std
         was_training, chunks, done = self.training, [], 0
         self.eval()
         while done < steps:
-            y = self(z).reshape(len(z), self.hparams.horizon, -1)
+            y = self(x).reshape(len(x), self.hparams.horizon, -1)
             chunks.append(y)
-            z = torch.cat([z, y], dim=1)[:, -z.shape[1] :]
+            x = torch.cat([x, y], dim=1)[:, -x.shape[1] :]
             done += y.shape[1]
         self.train(was_training)
-        out = self.to_raw(torch.cat(chunks, dim=1)[:, :steps])
+        out = torch.cat(chunks, dim=1)[:, :steps]
         return out.reshape(steps) if len(shape) == 1 else out.squeeze(-1) if len(shape) == 2 else out
 
     def inference(self, x: Tensor) -> Tensor:
@@ -162,8 +157,7 @@ class SineRNN(Experiment):
         Returns:
             ``(N, horizon * num_features)``: ``(N, horizon)`` for one feature.
         """
-        z = (x - self.hparams.series_mean) / self.hparams.series_std
-        return self.to_raw(self(z.unsqueeze(-1) if z.ndim == 2 else z))
+        return self(x.unsqueeze(-1) if x.ndim == 2 else x)
 
     def example_input(self, batch: int = 1) -> Tensor:
         """Raw windows ``(batch, n_steps)`` (one feature) or ``(batch, n_steps, num_features)``, float32.

@@ -1,11 +1,12 @@
 """Export a trained model to ONNX: what a user has goes in, the answer comes out, normalization inside.
 
-    dlbasics export --config configs/mnist_cnn.yaml --ckpt_path best
-    dlbasics export --config configs/sine_lstm.yaml --ckpt_path lightning_logs/version_3/checkpoints/last.ckpt
+    dlbasics export --config mnist_cnn --ckpt_path best
+    dlbasics export --config sine_lstm --ckpt_path lightning_logs/version_3/checkpoints/last.ckpt
 
-The checkpoint's model (``last``/``best``: of the newest run of the config's model and data) is written to
-``model.onnx`` in its run directory (``lightning_logs/version_N/``), checked with ``onnx.checker``, run by
-onnxruntime against PyTorch, and its path printed as the last line. The graph computes
+``dlbasics export`` is a subcommand of the CLI like ``test`` (same config merging, checkpoint checks and errors;
+see :class:`dlbasics.cli.DLBasicsTrainer`). The checkpoint's model is written to ``model.onnx`` in its run
+directory (``lightning_logs/version_N/``; the current folder for a downloaded checkpoint), checked with
+``onnx.checker``, run by onnxruntime against PyTorch, and its path printed as the last line. The graph computes
 ``model.inference`` (see :class:`dlbasics.models.base.Experiment`), input ``input``, output ``output``,
 float32, any batch size ``N``:
 
@@ -29,25 +30,19 @@ rows (torch.export would specialize a size-1 dimension to the constant 1).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import importlib
-import inspect
 import json
-import os
-import sys
+import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import torch
-import yaml
 from torch import Tensor, nn
 
-from dlbasics.errors import one_line
 from dlbasics.models.base import Classifier, Experiment
-from dlbasics.runs import find_checkpoint
+from dlbasics.runs import atomic_write
 
 EXTRA_HINT = "ONNX export needs the export extra: pip install -e '.[export]' (onnx, onnxscript, onnxruntime)"
 TOLERANCE = 1e-4  # max |ONNX - PyTorch|, relative to the output's magnitude when that exceeds 1
@@ -139,6 +134,13 @@ def export_onnx(model: Experiment, path: str | Path, opset: int | None = None) -
     path = Path(path)
     model.eval()
     example = model.example_input(2).to(model.device)
+    with atomic_write(path) as tmp:
+        _write_onnx(onnx, model, example, tmp, opset)
+    return path
+
+
+def _write_onnx(onnx: Any, model: Experiment, example: Tensor, path: Path, opset: int | None) -> None:
+    """torch.export's ONNX graph of ``model.inference`` with dlbasics' metadata, checked, at ``path``."""
     with quiet_export(), torch.no_grad():
         torch.onnx.export(
             Inference(model).eval(),
@@ -158,7 +160,6 @@ def export_onnx(model: Experiment, path: str | Path, opset: int | None = None) -
         entry.key, entry.value = key, value
     onnx.checker.check_model(proto, full_check=True)
     onnx.save(proto, str(path))
-    return path
 
 
 def onnx_error(model: Experiment, path: str | Path, batch_sizes: Sequence[int] = (1, 1000)) -> float:
@@ -179,137 +180,29 @@ def onnx_error(model: Experiment, path: str | Path, batch_sizes: Sequence[int] =
     return worst
 
 
-# --- dlbasics export ----------------------------------------------------------------------------------------------
-
-
-class _Parser(argparse.ArgumentParser):
-    usage_hint = " (usage: dlbasics export --config C --ckpt_path last|best|PATH)"
-
-    def error(self, message: str) -> NoReturn:  # one line (argparse prints the usage first); may be re-raised
-        raise argparse.ArgumentError(None, message if message.endswith(self.usage_hint) else message + self.usage_hint)
-
-
-def read_config(paths: Sequence[str | Path]) -> dict[str, Any]:
-    """The YAML configs merged, later files overriding earlier ones key by key."""
-
-    def merge(base: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-        out = dict(base)
-        for key, value in new.items():
-            out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-        return out
-
-    config: dict[str, Any] = {}
-    for path in paths:
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"config {str(path)!r} does not exist")
-        loaded = yaml.safe_load(Path(path).read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"config {path} is not a YAML mapping")
-        config = merge(config, loaded)
-    return config
-
-
-def class_path(config: dict[str, Any], key: str) -> str | None:
-    """``config[key]``'s class path (``class_path: …`` or a bare name), ``None`` if absent."""
-    value = config.get(key)
-    return value.get("class_path") if isinstance(value, dict) else value
-
-
-def resolve_class(name: str) -> type:
-    """A model class from a full import path or a name in :mod:`dlbasics.models`."""
-    module, _, attr = name.rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module or "dlbasics.models"), attr)
-    except (ImportError, AttributeError):
-        raise ValueError(f"unknown model {name!r} in the config") from None
-    if not (isinstance(cls, type) and issubclass(cls, Experiment)):
-        raise ValueError(f"{name} is not a dlbasics model")
-    return cls
-
-
-def full_name(cls: type) -> str:
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
-def check_model_class(checkpoint: dict[str, Any], cls: type, path: Path) -> None:
-    """Refuse a checkpoint of another model class than ``cls`` (one line naming both)."""
-    stored = checkpoint.get("dlbasics_model")
-    hparams = set(checkpoint.get("hyper_parameters") or {})
-    if stored is None:  # written before dlbasics recorded the class: judge by the hyperparameters
-        params = set(inspect.signature(cls.__init__).parameters) - {"self"}
-        if hparams <= params:
-            return
-        stored = f"a model with hyperparameters {', '.join(sorted(hparams - params))}"
-    elif stored == full_name(cls):
-        return
-    raise ValueError(
-        f"checkpoint {path} holds {stored.rsplit('.', 1)[-1]} ({stored}) but the config's model is {cls.__name__} "
-        f"({full_name(cls)}): pass the config the checkpoint was trained with"
-    )
-
-
-def export_checkpoint(configs: Sequence[str | Path], ckpt_path: str, opset: int | None = None) -> tuple[Path, str]:
-    """Export the checkpoint (a path, ``last`` or ``best``) of the configs' model to ``model.onnx`` in its run dir.
+def export_checkpoint(model: Experiment, ckpt_path: Path, opset: int | None = None) -> Path:
+    """Load the checkpoint's weights into ``model`` (built from its hyperparameters), export, check, and say where.
 
     Returns:
-        The ONNX file and a one-line summary.
+        ``model.onnx`` in the checkpoint's run directory (the current folder for a downloaded checkpoint).
     """
     require_onnx()
-    config = read_config(configs)
-    model_name = class_path(config, "model")
-    if not model_name:
-        raise ValueError(f"no model class_path in {', '.join(map(str, configs))}")
-    cls = resolve_class(model_name)
-    if ckpt_path in ("last", "best"):
-        path = find_checkpoint(ckpt_path, model_name, class_path(config, "data"))
-    else:
-        path = Path(ckpt_path)
-        if not path.is_file():
-            raise FileNotFoundError(f"checkpoint {ckpt_path!r} does not exist: pass a .ckpt file, 'last' or 'best'")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        assert isinstance(checkpoint, dict) and "state_dict" in checkpoint
-    except Exception as err:
-        raise ValueError(
-            f"{path} is not a readable checkpoint ({type(err).__name__}): pass a .ckpt written by `dlbasics fit`"
-        ) from None
-    check_model_class(checkpoint, cls, path)
-    try:
-        model = cls.load_from_checkpoint(path, map_location="cpu")
-    except ValueError as err:
-        raise ValueError(f"{path}: {one_line(err).removeprefix('ValueError: ')}") from None
-    run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
-    out = export_onnx(model, run_dir / "model.onnx", opset)
+    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    model.on_load_checkpoint(checkpoint)
+    model.load_state_dict(checkpoint["state_dict"])
+    model.cpu()
+    folder = ckpt_path.parent.parent if ckpt_path.parent.name == "checkpoints" else ckpt_path.parent
+    if folder.resolve().is_relative_to(Path(tempfile.gettempdir()).resolve()) and "dlbasics-ckpt-" in str(folder):
+        folder = Path.cwd()  # downloaded: its folder goes away at exit
+    out = export_onnx(model, folder / "model.onnx", opset)
     error = onnx_error(model, out)
     if error > TOLERANCE:
-        raise ValueError(f"{out} disagrees with PyTorch: max |ONNX - PyTorch| = {error:.2e} > {TOLERANCE:g}")
+        out.unlink()
+        raise ValueError(f"{out} disagreed with PyTorch (max |ONNX - PyTorch| = {error:.2e} > {TOLERANCE:g}): removed")
     meta = describe(model)
-    summary = f"{cls.__name__}: input {meta['input']} -> output {meta['output']}; max |ONNX - PyTorch| {error:.1e}"
-    return out, summary
+    print(f"{type(model).__name__}: input {meta['input']} -> output {meta['output']}; max |ONNX - PyTorch| {error:.1e}")
+    print(out)
+    return out
 
 
-def main(argv: list[str] | None = None) -> None:
-    """``dlbasics export --config C [--config C2] --ckpt_path last|best|PATH [--opset N]``.
-
-    Prints a summary and, as the last line, the path of the ONNX file. Errors print one line on stderr and
-    exit with status 1 (2 for command-line errors); ``DLBASICS_DEBUG=1`` shows the traceback.
-    """
-    from dlbasics.cli import DEBUG_ENV
-
-    parser = _Parser(prog="dlbasics export", description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--config", action="append", required=True, help="YAML config (repeatable, later wins)")
-    parser.add_argument("--ckpt_path", required=True, help="checkpoint file, or last/best of the config's runs")
-    parser.add_argument("--opset", type=int, default=None, help="ONNX opset version (default: torch's)")
-    try:
-        args = parser.parse_args(argv)
-        path, summary = export_checkpoint(args.config, args.ckpt_path, args.opset)
-    except Exception as err:
-        if os.environ.get(DEBUG_ENV):
-            raise
-        print(f"dlbasics export: error: {one_line(err)}  [{DEBUG_ENV}=1 shows the traceback]", file=sys.stderr)
-        sys.exit(2 if isinstance(err, argparse.ArgumentError) else 1)
-    print(summary)
-    print(path)
-
-
-__all__ = ["export_onnx", "main", "onnx_error"]
+__all__ = ["export_checkpoint", "export_onnx", "onnx_error"]

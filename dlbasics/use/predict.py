@@ -1,0 +1,185 @@
+"""Predict the user's files with a trained model: ``predictions.csv`` from the CLI, the same table from Python.
+
+    dlbasics predict --config mnist_cnn --ckpt_path best --data.predict_path my_digits/
+
+    from dlbasics.use import load, predict
+    result = predict(load("best.ckpt"), "my_digits/")   # result["label"], result["probability"], result.inputs
+
+One path from a file to a prediction: the files are read by :mod:`dlbasics.use.files` (images made MNIST-like in the
+style the checkpoint records), the model's own ``predict_step`` runs on them, and the columns are named by the
+functions below, which the DataModules also use for ``dlbasics predict``. :class:`PredictionWriter` is the CLI's
+callback that writes them.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import BasePredictionWriter
+from torch import Tensor
+
+from dlbasics.runs import atomic_write, run_dir
+from dlbasics.use.files import load_images, read_features, read_series
+from dlbasics.use.images import to_pixels
+
+
+@dataclass
+class Predictions:
+    """What :func:`predict` returns: the columns of ``predictions.csv`` and the inputs as the model saw them.
+
+    Attributes:
+        table: ``{column: values}`` (e.g. ``file``, ``class``, ``label``, ``probability``).
+        inputs: The images (uint8 ``(N, 28, 28)``), the window forecast from, or the feature rows.
+    """
+
+    table: dict[str, list]
+    inputs: Tensor
+
+    def __getitem__(self, column: str) -> list:
+        return self.table[column]
+
+
+def load(path: str | Path, map_location: str = "cpu") -> Any:
+    """The model of a dlbasics checkpoint, in eval mode, after the checks of :func:`dlbasics.trust.check`."""
+    import dlbasics.models  # noqa: F401  (the classes a checkpoint may name must be imported, not by the file)
+    from dlbasics import trust
+
+    checkpoint = trust.read(path)
+    cls = trust.loaded(trust.model_name(checkpoint) or "")
+    if not isinstance(cls, type) or not issubclass(cls, L.LightningModule):
+        raise ValueError(f"{path} names no dlbasics model ({trust.model_name(checkpoint)!r}): pass a dlbasics .ckpt")
+    return cls.load_from_checkpoint(path, map_location=map_location).eval()
+
+
+@torch.no_grad()
+def predict(model: Any, source: Any, steps: int = 50, style: str | None = None, batch_size: int = 1000) -> Predictions:
+    """Predict ``source`` with ``model`` as ``dlbasics predict --data.predict_path`` does (same columns, same numbers).
+
+    Args:
+        model: A dlbasics model (e.g. from :func:`load`).
+        source: A path (image file, folder of images, ``.npy``, CSV) or an array: uint8 ``(N, 28, 28)`` images,
+            a series' values, or feature rows.
+        steps: Values to forecast after a series (sine models).
+        style: Image preprocessing, ``mnist`` or ``fashion``; ``None``: the one the checkpoint records.
+        batch_size: Inputs per forward pass.
+    """
+    model.eval()
+    is_path = isinstance(source, str | Path)
+    if hasattr(model, "input_style"):
+        images, names = load_images(source, style or model.input_style) if is_path else _images(source)
+        columns = _batched(model, to_pixels(images), batch_size)
+        return Predictions(image_table(torch.arange(len(images)), columns, model.hparams.class_names, names), images)
+    if hasattr(model, "forecast"):
+        series = read_series(source) if is_path else torch.as_tensor(source, dtype=torch.float32).reshape(-1)
+        window = series[-model.hparams.n_steps :].reshape(1, -1, 1)
+        return Predictions(forecast_table(model.forecast(window, steps)), window[0, :, 0])
+    rows = read_features(source, model.hparams.num_features) if is_path else torch.as_tensor(source).float()
+    columns = _batched(model, rows, batch_size)
+    return Predictions(default_table(torch.arange(len(rows)), columns), rows)
+
+
+def _images(array: Any) -> tuple[Tensor, list[str]]:
+    images = torch.as_tensor(np.asarray(array))
+    images = images.unsqueeze(0) if images.ndim == 2 else images
+    if images.dtype != torch.uint8 or images.ndim != 3 or tuple(images.shape[1:]) != (28, 28):
+        raise ValueError(f"images must be uint8 (N, 28, 28) or (28, 28) in MNIST form, got {images.dtype} "
+                         f"{tuple(images.shape)}: pass files, or arrays light on black")  # fmt: skip
+    return images, [f"[{i}]" for i in range(len(images))]
+
+
+def _batched(model: Any, inputs: Tensor, batch_size: int) -> dict[str, Tensor]:
+    outputs = [model.predict_step((chunk.to(model.device),), i) for i, chunk in enumerate(inputs.split(batch_size))]
+    return {key: torch.cat([o[key].cpu() for o in outputs]) for key in outputs[0]}
+
+
+def image_table(
+    index: Tensor, columns: dict[str, Tensor], class_names: list[str] | None, files: list[str] | None = None
+) -> dict[str, list]:
+    """``index[, file], class, label, probability`` of an image classifier's predictions."""
+    classes = columns["class"].long().tolist()
+    names = class_names or [str(c) for c in range(max(classes, default=0) + 1)]
+    table: dict[str, list] = {"index": index.long().tolist()}
+    if files is not None:
+        table["file"] = [files[i] for i in table["index"]]
+    return table | {"class": classes, "label": [names[c] for c in classes],
+                    "probability": columns["probability"].float().tolist()}  # fmt: skip
+
+
+def forecast_table(forecast: Tensor) -> dict[str, list]:
+    """``step, forecast`` of one series' forecast (``(steps,)`` or ``(1, steps)``)."""
+    values = forecast.reshape(-1).float().tolist()
+    return {"step": list(range(1, len(values) + 1)), "forecast": values}
+
+
+def default_table(index: Tensor, columns: dict[str, Tensor]) -> dict[str, list]:
+    """``index`` then one column per key (``key_0 … key_{K-1}`` for ``(N, K)`` tensors)."""
+    table: dict[str, list] = {"index": index.long().tolist()}
+    for key, value in columns.items():
+        value = value.reshape(len(value), -1)
+        names = [key] if value.shape[1] == 1 else [f"{key}_{j}" for j in range(value.shape[1])]
+        table |= {name: col.tolist() for name, col in zip(names, value.T, strict=True)}
+    return table
+
+
+def write_table(path: Path, table: dict[str, list]) -> None:
+    """Write ``{column: values}`` as a CSV, atomically: whole numbers as integers, other floats with 6 digits."""
+
+    def fmt(v: Any) -> str:
+        if isinstance(v, str):
+            return v
+        return str(int(v)) if float(v).is_integer() else f"{float(v):.6g}"
+
+    with atomic_write(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(list(table))
+        writer.writerows([fmt(v) for v in row] for row in zip(*table.values(), strict=True))
+
+
+class PredictionWriter(BasePredictionWriter):
+    """Write ``predict_step``'s dict of tensors as one CSV, ``<run dir>/<filename>``, in sample order.
+
+    Each rank keeps its own predictions; at the end of the epoch they are gathered on global rank 0, put back in
+    dataset order and written once, so a DDP predict produces one combined file. The DataModule names the
+    columns with ``prediction_table(index, columns)`` when it has one (files and labels, a forecast's steps);
+    otherwise :func:`default_table`. It writes once per epoch (``write_interval="epoch"``).
+
+    Args:
+        filename: Name of the CSV inside the run directory.
+    """
+
+    def __init__(self, filename: str = "predictions.csv") -> None:
+        super().__init__(write_interval="epoch")
+        self.filename = filename
+        self.path: Path | None = None
+
+    def write_on_epoch_end(self, trainer, pl_module, predictions: Any, batch_indices: Any) -> None:
+        batches = [p if isinstance(p, dict) else {"prediction": p} for p in predictions]
+        batches = [{k: v.detach().cpu() for k, v in b.items()} for b in batches]
+        columns = {k: torch.cat([b[k] for b in batches]) for k in batches[0]} if batches else {}
+        loader = trainer.predict_dataloaders
+        n = len(next(iter(columns.values()))) if columns else 0
+        indices = loader.indices()[:n] if hasattr(loader, "indices") else torch.arange(n)
+        shards = [(indices, columns)]
+        if trainer.world_size > 1:
+            gathered: list[Any] = [None] * trainer.world_size
+            torch.distributed.all_gather_object(gathered, (indices, columns))
+            shards = gathered
+        if not trainer.is_global_zero:
+            return
+        shards = [s for s in shards if s[1]] or [(torch.arange(0), {})]  # a rank may have had no sample
+        index, order = torch.cat([s[0] for s in shards]).sort(stable=True)
+        first = torch.ones_like(index, dtype=torch.bool)  # a sample every rank predicted is written once
+        first[1:] = index[1:] != index[:-1]
+        order, index = order[first], index[first]
+        merged = {k: torch.cat([s[1][k] for s in shards])[order] for k in shards[0][1]}
+        hook = getattr(trainer.datamodule, "prediction_table", None)
+        table = (hook(index, merged) if callable(hook) else None) or default_table(index, merged)
+        self.path = run_dir(trainer) / self.filename
+        write_table(self.path, table)
+        print(f"predictions: {self.path}")

@@ -22,7 +22,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_info
 
 from dlbasics import trust
-from dlbasics.runs import atomic_write, experiment, find_checkpoint
+from dlbasics.runs import SHAPES, STATISTICS, atomic_write, experiment, find_checkpoint
 
 KEYWORDS = ("hpc", "registry")  #: Lightning's own ``ckpt_path`` keywords, passed through
 MAX_DOWNLOAD = 4 << 30  #: bytes a downloaded checkpoint may have
@@ -39,8 +39,14 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
         if "://" in str(path) or storage_options is not None:
             return super().save_checkpoint(checkpoint, path, storage_options)
-        with atomic_write(path) as tmp:
-            torch.save(checkpoint, tmp)
+        try:
+            with atomic_write(path) as tmp:
+                torch.save(checkpoint, tmp)
+        except (OSError, RuntimeError) as err:  # torch reports a full disk as "unexpected pos …" of its zip writer
+            free = shutil.disk_usage(Path(path).parent).free / 2**20
+            reason = " ".join(str(err).split())[:120]
+            raise OSError(f"could not write {path} ({reason}); {free:.1f} MiB free on its disk: the previous "
+                          "checkpoint is kept") from None  # fmt: skip
         return None
 
 
@@ -83,7 +89,7 @@ def _components(model_config: dict[str, Any]) -> list[Any]:
 
 def differences(config_args: dict[str, Any], hparams: dict[str, Any]) -> str:
     """``"channels [32, 64] (the config: [16, 48]), …"`` for the architecture settings where the two differ."""
-    skip = {"optimizer", "lr_scheduler"}
+    skip = {"optimizer", "lr_scheduler", *SHAPES, *STATISTICS}  # linked from the data, checked there
     changed = [
         f"{key} {hparams[key]} (the config: {value})"
         for key, value in config_args.items()

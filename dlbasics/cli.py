@@ -56,7 +56,12 @@ class HelpFormatter(DefaultHelpFormatter, argparse.RawDescriptionHelpFormatter):
 
 
 class DLBasicsTrainer(L.Trainer):
-    """Lightning's Trainer with one more subcommand: ``dlbasics export``."""
+    """Lightning's Trainer with one more subcommand, ``dlbasics export``, and workers as quiet as their parent."""
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Unpickled first in every process ``ddp_spawn`` starts: filter what the parent filters, before the rest.
+        console.quiet_third_parties()
+        self.__dict__.update(state)
 
     def export(
         self, model: L.LightningModule, datamodule: Any = None, ckpt_path: str | None = None, opset: int | None = None

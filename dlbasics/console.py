@@ -33,6 +33,10 @@ WARNINGS = (
     ("lightning.pytorch.loops.prediction_loop", r"Couldn't infer the batch indices"),
     # Mixed precision keeps float32 weights, so the summary's fallback to 32 bits is the right size.
     ("lightning.pytorch.utilities.model_summary.model_summary", r"Precision \S+-mixed is not supported"),
+    # A spawned DDP worker testing after fit opens the run's metrics.csv again; the CLI keeps fit's rows.
+    ("lightning.fabric.loggers.csv_logs", r"Experiment logs directory .* exists and is not empty"),
+    # torchmetrics hands matplotlib a tensor, whose __array__ predates numpy 2's copy keyword (the confusion matrix)
+    ("matplotlib.cbook", r"__array__ implementation doesn't accept a copy keyword"),
 )
 #: Lightning's info lines that say nothing new: an advertisement; the epoch lines already say where fit stopped;
 #: the next line names the checkpoint again; a schedule's step count is internal bookkeeping.
@@ -65,7 +69,9 @@ def exit_on_interrupt() -> Iterator[None]:
     """Ctrl-C (SIGINT) or SIGTERM anywhere inside: stop the way Ctrl-C stops, exit status 128 + the signal.
 
     Lightning turns an interrupt during training into a graceful stop and ``sys.exit(1)``; that too becomes 130
-    (SIGINT) or 143 (SIGTERM). Without a signal, the block's own exit status is kept.
+    (SIGINT) or 143 (SIGTERM), and so does any other exception after a signal (a library that caught the
+    ``KeyboardInterrupt`` and raised its own); one that swallows it only delays the exit to the end of the block.
+    Without a signal, the block's own exit status is kept.
     """
     received: list[int] = []
 
@@ -76,9 +82,11 @@ def exit_on_interrupt() -> Iterator[None]:
     previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
+        if received:  # swallowed on the way
+            sys.exit(128 + received[0])
     except KeyboardInterrupt:
         sys.exit(128 + (received[0] if received else signal.SIGINT))
-    except SystemExit:
+    except BaseException:  # SystemExit, or whatever a library turned the interrupt into
         if received:
             sys.exit(128 + received[0])
         raise
@@ -132,8 +140,8 @@ def one_line(err: BaseException) -> str:
         return type(err).__name__
     keys = list(dict.fromkeys(k for k in re.findall(r'Parser key "([^"]+)"', text) if k != "init_args"))
     if not keys and "Does not validate" not in text:
-        plain = type(err).__name__ in ("ArgumentError", "ValueError", "FileNotFoundError", "FloatingPointError")
-        return lines[0] if plain else f"{type(err).__name__}: {lines[0]}"
+        plain = isinstance(err, ValueError | FileNotFoundError | FloatingPointError)
+        return lines[0] if plain or type(err).__name__ == "ArgumentError" else f"{type(err).__name__}: {lines[0]}"
     innermost = [ln.strip(" -") for ln in str(chain[-1]).splitlines() if ln.strip(" -")]
     reasons = [ln for ln in lines if not ln.startswith(_NOISE)]
     inner = [ln for ln in innermost if not ln.startswith(_NOISE)]

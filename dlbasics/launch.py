@@ -31,11 +31,15 @@ from dlbasics.console import exit_on_interrupt
 
 
 def import_frozen(name: str) -> ModuleType:
-    """Import module ``name`` with the garbage collector paused, then freeze what exists and resume collecting."""
+    """Import module ``name`` with the garbage collector paused, then freeze what exists and resume collecting.
+
+    Ctrl-C during the imports ends the process at once with status 130, even if some library's import swallows it.
+    """
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return importlib.import_module(name)
+        with exit_on_interrupt():
+            return importlib.import_module(name)
     finally:
         gc.freeze()
         if enabled:

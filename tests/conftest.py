@@ -26,6 +26,29 @@ def cli(tmp_path, monkeypatch):
     return run
 
 
+@pytest.fixture
+def refused(tmp_path, monkeypatch, capsys):
+    """``refused("test", "--config", ...)``: ``dlbasics`` must stop with one error line, exit status 1 (2 for a bad
+    command line), no traceback and no new ``version_N``; returns that line."""
+    from dlbasics.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DLBASICS_DEBUG", raising=False)
+
+    def run(*args: str, code: int = 1) -> str:
+        before = sorted(tmp_path.glob("**/version_*"))
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exit_info:
+            main([str(a) for a in args])
+        err = capsys.readouterr().err
+        errors = [line for line in err.splitlines() if line.startswith("dlbasics: error:")]
+        assert exit_info.value.code == code and len(errors) == 1 and "Traceback" not in err, err[-2000:]
+        assert sorted(tmp_path.glob("**/version_*")) == before, "a refused run left a run directory"
+        return errors[0]
+
+    return run
+
+
 @pytest.fixture(scope="module")
 def idx(tmp_path_factory) -> dict:
     """The same tiny data set flat (four .gz files) and in torchvision's layout (uncompressed, both classes)."""

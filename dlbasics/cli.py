@@ -56,7 +56,7 @@ class HelpFormatter(DefaultHelpFormatter, argparse.RawDescriptionHelpFormatter):
 
 
 class DLBasicsTrainer(L.Trainer):
-    """Lightning's Trainer with one more subcommand, ``dlbasics export``, and workers as quiet as their parent."""
+    """The Trainer: Lightning's, with one more subcommand (``dlbasics export``) and quiet DDP workers."""
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # Unpickled first in every process ``ddp_spawn`` starts: filter what the parent filters, before the rest.

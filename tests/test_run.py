@@ -129,6 +129,14 @@ def test_the_sprint_console_is_quiet_too(tmp_path):
     assert_in_order(console, order)
 
 
+def test_the_ddp_console_is_quiet_too(tmp_path):
+    """Spawned workers: no LeafSpec deprecations, no jsonargparse notices, no CSV "log files will be deleted"."""
+    console = quiet_console(tmp_path, "fit", "--config", "rule_classifier", "--config", "trainer/ddp_cpu",
+                            "--trainer.max_epochs", "1", "--trainer.log_every_n_steps", "5", *SMALL)  # fmt: skip
+    assert "Previous log files" not in console and "LeafSpec" not in console and "JSONARGPARSE" not in console
+    assert_in_order(console, ["Seed set to 42", "MEMBER: 2/2", "epoch 1/1 ", "test/acc"])
+
+
 def test_the_console_entry_points_import_with_the_collector_paused_then_frozen():
     scripts = {e.name: e.value for e in entry_points(group="console_scripts") if e.name.startswith("dlbasics")}
     assert scripts == {"dlbasics": "dlbasics.launch:main", "dlbasics-tour": "dlbasics.launch:tour"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 import pytest
@@ -31,8 +32,12 @@ def assert_pictures_exist(tour_dir: Path, report: str) -> list[str]:
 
 
 def test_quick_tour_synthetic_sine_and_scratch(tmp_path, monkeypatch, capsys):
-    code, tour_dir, report = run_tour(tmp_path, monkeypatch, "--only", "linear_regression", "rule_classifier",
-                                      "sine_lstm")  # fmt: skip
+    monkeypatch.setattr("sys.argv", ["dlbasics-tour", "--quick"])  # as from the console: LightningCLI warned then
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code, tour_dir, report = run_tour(tmp_path, monkeypatch, "--only", "linear_regression", "rule_classifier",
+                                          "sine_lstm")  # fmt: skip
+    assert not [w for w in caught if "args parameter" in str(w.message)]  # printed with the whole argv, 7 times
     assert code == 0, report
     rows = table_rows(report)
     assert set(rows) == {"linear_regression", "rule_classifier", "sine_lstm", "scratch"}

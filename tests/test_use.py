@@ -70,5 +70,5 @@ def test_the_python_api_reads_series_and_rows(cli, tmp_path):
     rule = cli("fit", "--config", CONFIGS / "rule_classifier.yaml", "--trainer.max_epochs", "1") / "checkpoints"
     table = predict(load(rule / "last.ckpt"), [[0.9, 0, 0, 0, 0.1], [0.1, 0, 0, 0, 0.9]])
     assert table["index"] == [0, 1] and table["class"] == [1, 0]
-    with pytest.raises(FileNotFoundError, match="'missing.csv' does not exist: pass a CSV with 5 numbers a row"):
+    with pytest.raises(FileNotFoundError, match=r"'missing\.csv' does not exist: pass a CSV with 5 numbers a row"):
         predict(load(rule / "last.ckpt"), "missing.csv")

@@ -62,7 +62,7 @@ CALLBACKS = [
     {"class_path": "lightning.pytorch.callbacks.LearningRateMonitor", "init_args": {"logging_interval": "epoch"}},
     *({"class_path": f"dlbasics.pictures.{name}"} for name in (
         "LearningCurves", "FittedCurve", "ConfusionMatrix", "MisclassifiedImages", "ActivationMaps", "Forecast",
-        "PredictionGrid",
+        "PredictionGrid", "ActivationHistograms",
     )),
 ]  # fmt: skip
 DESCRIPTION = f"""dlbasics {__version__}: the deep-learning-basics curriculum as PyTorch Lightning experiments.
@@ -74,6 +74,7 @@ Overlays after the experiment: trainer/ddp, trainer/ddp_cpu, trainer/bf16, train
   dlbasics fit --config fashion_mnist_cnn            # train, then test the best checkpoint
   dlbasics test --config fashion_mnist_cnn --ckpt_path best
   dlbasics export --config fashion_mnist_cnn --ckpt_path best   # model.onnx
+  dlbasics sweep --config mnist_mlp_fishbook --study optimizers # compare or search (Optuna): sweep --help
 
 --ckpt_path: a file, a URL, or Lightning's keywords; 'last' and 'best' mean the newest run of the same model
 and data under lightning_logs/ (its last.ckpt / best checkpoint), so `fit --ckpt_path last` resumes it."""
@@ -277,6 +278,10 @@ def main(args: list[str] | None = None) -> None:
         from dlbasics.export import main as export_main
 
         return export_main(args[1:])
+    if args[:1] == ["sweep"]:
+        from dlbasics.sweep import main as sweep_main
+
+        return sweep_main(args[1:])
     tune_malloc()
     quiet_third_parties()
     received: list[int] = []

@@ -140,7 +140,8 @@ def tell(study: optuna.Study, trial: optuna.Trial, outcome: Outcome) -> None:
     """Record ``outcome`` in the study (an interrupted trial's parameters are queued again)."""
     trial.set_user_attr("seconds", round(outcome.seconds, 2))
     if outcome.reason:
-        trial.set_user_attr("reason", outcome.reason)
+        prefix = "interrupted, " if outcome.state == "INTERRUPTED" else ""
+        trial.set_user_attr("reason", prefix + outcome.reason)
     if outcome.state == "COMPLETE":
         study.tell(trial, outcome.value)
     elif outcome.state == "PRUNED":
@@ -152,8 +153,17 @@ def tell(study: optuna.Study, trial: optuna.Trial, outcome: Outcome) -> None:
         study.tell(trial, state=TrialState.FAIL)
 
 
-def work(plan: Plan, study: optuna.Study, storage: BaseStorage, first: bool = False, parent: int | None = None) -> None:
+def work(
+    plan: Plan,
+    study: optuna.Study,
+    storage: BaseStorage,
+    first: bool = False,
+    parent: int | None = None,
+    stop: Any = None,
+) -> None:
     """Run trials one after the other until none is left (``first``: until one completes, checking the metric).
+
+    A worker process passes its launcher's ``parent`` pid and ``stop`` event: it stops when either says so.
 
     Raises:
         MetricMissing: ``first`` and a run finished without logging the study's metric.
@@ -161,7 +171,7 @@ def work(plan: Plan, study: optuna.Study, storage: BaseStorage, first: bool = Fa
     """
     from dlbasics.sweep.report import trial_line
 
-    while parent is None or os.getppid() == parent:  # a worker stops when its launcher is gone
+    while (parent is None or os.getppid() == parent) and not (stop is not None and stop.is_set()):
         trial = next_trial(plan, study, storage)
         if trial is None:
             return
@@ -188,9 +198,11 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def worker(plan: Plan, parent: int) -> None:
-    """A worker process: its own process group (Ctrl-C reaches the launcher, which passes one SIGINT on)."""
+def worker(plan: Plan, parent: int, stop: Any) -> None:
+    """A worker process, in its own process group: Ctrl-C reaches the launcher, which sets ``stop`` and passes one
+    SIGINT on (the worker starts with SIGINT ignored, so a Ctrl-C while it imports cannot break it)."""
     os.setpgrp()
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     quiet()
     storage = open_storage(plan.storage)
@@ -198,7 +210,7 @@ def worker(plan: Plan, parent: int) -> None:
         study_name=plan.name, storage=storage, sampler=plan.study.make_sampler(), pruner=plan.study.make_pruner()
     )
     try:
-        work(plan, study, storage, parent=parent)
+        work(plan, study, storage, parent=parent, stop=stop)
     except KeyboardInterrupt:
         sys.exit(130)
 
@@ -210,20 +222,26 @@ def run_all(plan: Plan, study: optuna.Study, storage: BaseStorage) -> int:
     exists before several processes start.
     """
     children: list[Any] = []
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked threads or OpenMP state
+    stop = context.Event()
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         if not any(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
             work(plan, study, storage, first=True)
         count = min(plan.workers - 1, remaining(plan, study) - 1)
-        context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked threads or OpenMP state
-        children = [context.Process(target=worker, args=(plan, os.getpid()), daemon=False) for _ in range(count)]
-        for child in children:
-            child.start()
+        children = [context.Process(target=worker, args=(plan, os.getpid(), stop)) for _ in range(count)]
+        handler = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited: see worker()
+        try:
+            for child in children:
+                child.start()
+        finally:
+            signal.signal(signal.SIGINT, handler)
         work(plan, study, storage)
         for child in children:
             child.join()
         return 0
     except KeyboardInterrupt:
+        stop.set()
         started = [child for child in children if child.pid is not None]
         for child in started:
             if child.is_alive():

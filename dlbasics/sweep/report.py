@@ -36,6 +36,7 @@ SHOWN = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUN
 def write_atomic(path: Path, data: str | bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.fchmod(fd, 0o644)  # as a plain open() would make it (mkstemp's files are private)
     with os.fdopen(fd, "wb") as f:
         f.write(data.encode() if isinstance(data, str) else data)
     os.replace(tmp, path)
@@ -142,7 +143,10 @@ def comparison_figure(curves: list[dict[str, Any]], metric: str, title: str) -> 
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(alpha=0.3)
     bars = [c for c in curves if c["value"] is not None and math.isfinite(c["value"])]
-    axes[-1].barh([c["short"] for c in bars], [c["value"] for c in bars], color=[c["color"] for c in bars], alpha=0.85)
+    drawn = axes[-1].barh([c["label"].split(" ")[0] for c in bars], [c["value"] for c in bars], alpha=0.85,
+                          color=[c["color"] for c in bars])  # fmt: skip
+    axes[-1].bar_label(drawn, fmt="%.4g", fontsize="small", padding=2)
+    axes[-1].margins(x=0.3)  # room for the labels
     if "loss" in metric and bars and min(c["value"] for c in bars) > 0:
         axes[-1].set_xscale("log")
     axes[-1].invert_yaxis()
@@ -164,7 +168,6 @@ def write_comparison(plan: Plan, trials: list[FrozenTrial], best: FrozenTrial | 
         metrics = epoch_metrics(run)
         curves.append({
             "label": f"#{t.number} {params_text(plan, t.params)}".strip(), "state": t.state.name,
-            "short": f"#{t.number} " + ", ".join(shown(plan, t.params).values()),
             "best": best is not None and t.number == best.number, "value": t.value,
             "metric": metrics.get(plan.study.metric, {}), "loss": metrics.get("train/loss", {}),
         })  # fmt: skip

@@ -231,7 +231,7 @@ def run_trial(plan: Plan, trial: Any) -> Outcome:
             os.replace(console, run_dir / "console.log")
         console = run_dir / "console.log"
     if status in (130, 143):
-        return Outcome("INTERRUPTED", None, run_dir, seconds, "interrupted (Ctrl-C): queued again")
+        return Outcome("INTERRUPTED", None, run_dir, seconds, "Ctrl-C: queued again")
     if active.pruned:
         return Outcome("PRUNED", None, run_dir, seconds, active.pruned)
     if status:

@@ -178,17 +178,17 @@ class Study:
         return size if wanted is None else min(wanted, size)
 
     def make_sampler(self) -> Any:
-        """Optuna's sampler: ``GridSampler`` over :meth:`grid_points`' space, ``TPESampler``, ``RandomSampler``.
+        """Optuna's ``TPESampler`` or ``RandomSampler``; a grid's trials are its points, enqueued (``enqueue_trial``).
 
-        TPE samples at random for its first trials (a third of the budget, 2 to 10), then models the rest.
+        TPE samples at random for its first trials (a third of the budget, 2 to 10), then models the rest. A grid
+        needs no sampler: each of its trials has every parameter fixed when it is enqueued (Optuna's GridSampler
+        would hand out the same point twice to concurrent workers, and fails on trials it did not assign).
         """
-        from optuna.samplers import GridSampler, RandomSampler, TPESampler
+        from optuna.samplers import RandomSampler, TPESampler
 
-        if self.sampler == "grid":
-            return GridSampler({p.key: p.grid() for p in self.params}, seed=0)
         if self.sampler == "tpe":
             return TPESampler(n_startup_trials=max(2, min(10, self.budget() // 3)))
-        return RandomSampler()
+        return RandomSampler(seed=0 if self.sampler == "grid" else None)
 
     def make_pruner(self) -> Any:
         """Optuna's ``MedianPruner`` (after each validation, on the metric) or ``NopPruner``."""

@@ -216,7 +216,7 @@ def test_plain_rnn_leaky_relu_xavier_and_hidden_activations():
     assert isinstance(rnn.rnn, torch.nn.RNN) and rnn.rnn.nonlinearity == "tanh"
     assert rnn(torch.zeros(4, 30, 1)).shape == (4, 1)
     mlp = MNISTMLP(hidden_sizes=[400, 400], activation="leaky_relu", init="xavier")
-    assert float(mlp.net[3].weight.std()) == pytest.approx((2 / 800) ** 0.5, rel=0.05)  # Glorot: gain 1
+    assert float(mlp.net[3].weight.detach().std()) == pytest.approx((2 / 800) ** 0.5, rel=0.05)  # Glorot: gain 1
     found = mlp.hidden_activations(torch.rand(8, 1, 28, 28))
     assert [tuple(a.shape) for a in found] == [(8, 400), (8, 400)] and (found[0] < 0).any()
     fig = plots.activation_histograms_figure({"start": found, "end": found}, (-0.1, 2.0), "t")

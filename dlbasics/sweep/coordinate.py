@@ -177,9 +177,12 @@ def work(
             return
         try:
             outcome = run_trial(plan, trial)
-        except BaseException as err:  # Ctrl-C outside the fit, or a bug of ours: the trial must not stay RUNNING
-            state = "FAIL" if isinstance(err, Exception) else "INTERRUPTED"
-            tell(study, trial, Outcome(state, None, plan.log_root, 0.0, f"{type(err).__name__}: {err}"))
+        except Exception as err:  # outside the fit (the fit's own errors are the CLI's one line): FAIL, go on
+            outcome = Outcome("FAIL", None, plan.log_root, 0.0, f"{type(err).__name__}: {err}")
+        except BaseException:  # Ctrl-C between two fits: the trial must not stay RUNNING
+            with suppress(Exception):
+                plan.study.suggest(trial)  # its parameters (an enqueued point's own), to queue them again
+            tell(study, trial, Outcome("INTERRUPTED", None, plan.log_root, 0.0, "Ctrl-C: queued again"))
             raise
         if outcome.state == "MISSING":
             tell(study, trial, Outcome("FAIL", None, outcome.run_dir, outcome.seconds, outcome.reason))

@@ -28,7 +28,7 @@ from dlbasics.plots import new_figure
 from dlbasics.runs import epoch_metrics
 from dlbasics.sweep import print_config
 from dlbasics.sweep.runner import Outcome, Plan
-from dlbasics.sweep.study import cli_value, label
+from dlbasics.sweep.study import cli_value, exact, label
 
 SHOWN = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)
 
@@ -83,7 +83,7 @@ def write_trials_csv(plan: Plan, trials: list[FrozenTrial]) -> Path:
     writer = csv.writer(out)
     writer.writerow(["trial", "state", "value", "run_dir", *keys, "seconds", "reason"])
     for t in trials:
-        params = [label(p.value(t.params[p.key])) if p.key in t.params else "" for p in plan.study.params]
+        params = [exact(p.value(t.params[p.key])) if p.key in t.params else "" for p in plan.study.params]
         value = "" if t.value is None else repr(t.value)
         attrs = t.user_attrs
         run, seconds, reason = attrs.get("run_dir", ""), attrs.get("seconds", ""), attrs.get("reason", "")
@@ -146,9 +146,14 @@ def comparison_figure(curves: list[dict[str, Any]], metric: str, title: str) -> 
     drawn = axes[-1].barh([c["label"].split(" ")[0] for c in bars], [c["value"] for c in bars], alpha=0.85,
                           color=[c["color"] for c in bars])  # fmt: skip
     axes[-1].bar_label(drawn, fmt="%.4g", fontsize="small", padding=2)
-    axes[-1].margins(x=0.3)  # room for the labels
-    if "loss" in metric and bars and min(c["value"] for c in bars) > 0:
+    values = [c["value"] for c in bars]
+    if "loss" in metric and values and min(values) > 0:
         axes[-1].set_xscale("log")
+        axes[-1].margins(x=0.3)  # room for the labels
+    elif values:  # close values: start the axis near them, so the differences show
+        low, high = min(values), max(values)
+        low = low - 0.25 * (high - low) if 0 < high - low < 0.5 * abs(high) else min(0.0, low)
+        axes[-1].set_xlim(low, high + 0.3 * (high - low or abs(high) or 1))
     axes[-1].invert_yaxis()
     axes[-1].set(xlabel=metric, title="each trial's value")
     axes[-1].grid(alpha=0.3, axis="x")

@@ -31,7 +31,7 @@ from lightning.pytorch.callbacks import Callback
 
 from dlbasics.launch import exit_status
 from dlbasics.runs import read_metrics
-from dlbasics.sweep.study import Study, cli_value, label
+from dlbasics.sweep.study import Study, cli_value, exact
 
 ERROR_PREFIX = "dlbasics: error: "
 
@@ -84,7 +84,7 @@ class SweepTrial(Callback):
     Args:
         sweep: The sweep's name (its folder ``lightning_logs/sweeps/<sweep>``).
         trial: The trial's number in the study.
-        params: The trial's parameters, ``{key: label}``.
+        params: The trial's parameters, ``{key: value}`` (a structured value by its label).
         metric: The study's metric.
         prune: Whether the study prunes.
     """
@@ -162,7 +162,7 @@ def trial_args(plan: Plan, number: int, choices: dict[str, Any], version: int) -
         "init_args": {
             "sweep": plan.name,
             "trial": number,
-            "params": {key: label(value) for key, value in values.items()},
+            "params": {key: exact(value) for key, value in values.items()},
             "metric": plan.study.metric,
             "prune": plan.study.pruner["name"] != "none",
         },

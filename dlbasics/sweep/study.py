@@ -45,7 +45,7 @@ class StudyError(ValueError):
 def label(value: Any) -> str:
     """A short, readable name of a parameter value: ``SGD(lr=0.1, momentum=0.9)``, ``SineGRU``, ``0.003``."""
     if isinstance(value, float):
-        return f"{value:g}"
+        return f"{value:.4g}"
     if isinstance(value, str) and "." in value and value.replace(".", "").replace("_", "").isalnum():
         return value.rsplit(".", 1)[-1] if not value[0].isdigit() else value  # a class path
     if isinstance(value, dict) and "class_path" in value:
@@ -54,6 +54,11 @@ def label(value: Any) -> str:
     if isinstance(value, SCALARS):
         return str(value)
     return json.dumps(value, separators=(",", ":"))
+
+
+def exact(value: Any) -> Any:
+    """``value`` itself when it is a scalar (a number keeps every digit), else its :func:`label`."""
+    return value if isinstance(value, SCALARS) else label(value)
 
 
 def cli_value(value: Any) -> str:

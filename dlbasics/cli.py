@@ -45,6 +45,7 @@ Overlays after the experiment: trainer/ddp, trainer/ddp_cpu, trainer/bf16, train
   dlbasics fit --config fashion_mnist_cnn            # train, then test the best checkpoint
   dlbasics test --config fashion_mnist_cnn --ckpt_path best
   dlbasics export --config fashion_mnist_cnn --ckpt_path best   # model.onnx
+  dlbasics sweep --config mnist_mlp_fishbook --study optimizers # compare or search (Optuna): sweep --help
 
 --ckpt_path: a file, a URL, or Lightning's keywords; 'last' and 'best' mean the newest run of the same experiment
 (model and architecture, data and source) under lightning_logs/, so `fit --ckpt_path last` resumes it. A checkpoint
@@ -257,6 +258,10 @@ def main(args: list[str] | None = None) -> None:
     for the full traceback. Ctrl-C (SIGINT) and SIGTERM stop gracefully (the last checkpoint stays usable) with
     exit status 130 and 143. torch's thread count is put back afterwards (a run may set ``num_threads``).
     """
+    if (sys.argv[1:] if args is None else args)[:1] == ["sweep"]:  # many fits through this CLI: dlbasics.sweep
+        from dlbasics.sweep import main as sweep_main
+
+        return sweep_main(expand_config_args([str(a) for a in (sys.argv[1:] if args is None else args)[1:]]))
     threads = torch.get_num_threads()
     console.quiet_third_parties()
     try:

@@ -194,6 +194,49 @@ class ActivationMaps(Callback):
             log_figure(trainer, "test/activations", plots.activation_maps_figure(self.probe.float(), maps))
 
 
+class ActivationHistograms(Callback):
+    """``activation_histograms.png`` at the end of fit, for models with ``hidden_activations`` (the MLPs): each
+    hidden layer's activations on the first training batch, at the start of training and at the end (the fish
+    book's figures for weight initialization: collapsed, saturated or spread).
+
+    Args:
+        max_samples: Images of the first batch used.
+    """
+
+    RANGES = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "relu": (0.0, 2.0), "leaky_relu": (-0.1, 2.0)}
+
+    def __init__(self, max_samples: int = 1000) -> None:
+        self.max_samples = max_samples
+        self.probe: Tensor | None = None
+        self.start: list[Tensor] = []
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.probe, self.start = None, []
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if self.probe is None and hasattr(pl_module, "hidden_activations") and _drawing(trainer):
+            self.probe = batch[0][: self.max_samples].detach()
+            self.start = self.activations(pl_module)
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.probe is None or not _drawing(trainer):
+            return
+        hp = pl_module.hparams
+        rows = {"start of training": self.start, "end of training": self.activations(pl_module)}
+        title = f"{type(pl_module).__name__}: {hp.get('activation')}, init {hp.get('init')} — hidden activations"
+        fig = plots.activation_histograms_figure(rows, self.RANGES.get(hp.get("activation"), (-1.0, 1.0)), title)
+        log_figure(trainer, "activation_histograms", fig)
+
+    def activations(self, pl_module: L.LightningModule) -> list[Tensor]:
+        was_training = pl_module.training
+        pl_module.eval()
+        found = [a.float().cpu() for a in pl_module.hidden_activations(self.probe)]
+        pl_module.train(was_training)
+        return found
+
+
 class PredictionGrid(Callback):
     """``predictions.png`` after ``predict`` of an image classifier: the 28x28 inputs as the model saw them
     (after preprocessing), titled "label (probability)", in sample order (under DDP: global rank 0's share).
@@ -280,4 +323,7 @@ class Forecast(Callback):
 
 
 #: The picture callbacks, in the order of the default ``trainer.callbacks``.
-PICTURES = (LearningCurves, FittedCurve, ConfusionMatrix, MisclassifiedImages, ActivationMaps, Forecast, PredictionGrid)
+PICTURES = (
+    LearningCurves, FittedCurve, ConfusionMatrix, MisclassifiedImages, ActivationMaps, Forecast, PredictionGrid,
+    ActivationHistograms,
+)  # fmt: skip

@@ -165,6 +165,39 @@ def activation_maps_figure(images: Tensor, maps_per_block: Sequence[Tensor] | Ma
     return fig
 
 
+def activation_histograms_figure(
+    rows: Mapping[str, Sequence[Tensor]], value_range: tuple[float, float], title: str = ""
+) -> Figure:
+    """Each hidden layer's activations as a histogram (columns), for each moment of training (rows): the fish
+    book's ch. 6 figures. Exact zeros (ReLU's off units) are left out and counted in the panel's title.
+
+    Args:
+        rows: ``{"start of training": [layer 1 activations, ...], ...}``, any shapes (flattened).
+        value_range: The x range of every panel (values outside it are counted in the title).
+        title: The figure's title.
+    """
+    n_layers = max(len(layers) for layers in rows.values())
+    fig = new_figure(2.1 * n_layers + 0.6, 2.1 * len(rows) + 0.6)
+    axes = fig.subplots(len(rows), n_layers, squeeze=False, sharex=True, sharey=True)
+    for r, (moment, layers) in enumerate(rows.items()):
+        for c, values in enumerate(layers):
+            values = values.detach().float().flatten().cpu()
+            zeros = float((values == 0).float().mean())
+            kept = values[values != 0].numpy()
+            outside = float(((values < value_range[0]) | (values > value_range[1])).float().mean())
+            weights = np.full(len(kept), 1 / max(len(values), 1))
+            axes[r, c].hist(kept, bins=30, range=value_range, weights=weights, color=f"C{r}")
+            notes = [f"std {float(values.std()):.2g}"] + [f"{zeros:.0%} zero"] * (zeros > 0.01)
+            notes += [f"{outside:.0%} outside"] * (outside > 0.01)
+            axes[r, c].set_title(f"layer {c + 1}: " + ", ".join(notes), fontsize=7)
+        axes[r, 0].set_ylabel(f"{moment}\nfraction of values", fontsize=8)
+    for ax in axes[-1]:
+        ax.set_xlabel("activation", fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
 def forecast_figure(time: np.ndarray, truth: Tensor, one_step: Tensor, rollout: Tensor, title: str = "") -> Figure:
     """A series' test part: truth vs one-step predictions vs a rollout from the end of the validation data."""
     fig = new_figure(8.0, 3.5)

@@ -176,3 +176,14 @@ def read_metrics(run: str | Path) -> dict[str, list[float]]:
         for key, value in row.items():
             columns.setdefault(key, []).append(value)
     return columns
+
+
+def epoch_metrics(run: str | Path, prefixes: tuple[str, ...] = ("train/", "val/")) -> dict[str, dict[int, float]]:
+    """``{"val/acc": {epoch: value}, ...}`` for every column of ``metrics.csv`` starting with ``prefixes``."""
+    curves: dict[str, dict[int, float]] = {}
+    for row in metrics_rows(run):
+        if "epoch" in row:
+            for key, value in row.items():
+                if key.startswith(prefixes):
+                    curves.setdefault(key, {})[int(row["epoch"])] = value
+    return curves

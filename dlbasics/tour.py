@@ -163,6 +163,7 @@ class Result:
     seconds: float = 0.0
     runs: list[Path] = field(default_factory=list)
     data: str = ""
+    details: str = ""  # markdown under the pictures (the comparisons' tables and orderings)
 
 
 def run_experiment(exp: Stop, quick: bool, tour_dir: Path) -> Result:
@@ -229,8 +230,9 @@ def write_report(tour_dir: Path, results: list[Result], scratch_table: str, quic
     lines += ["", f"**{counts[True]} passed, {counts[False]} failed, {counts[None]} skipped**", ""]
     for r in results:
         pictures = [p for run in r.runs for p in sorted(run.glob("*.png"))]
-        if pictures:
+        if pictures or r.details:
             lines += [f"## {r.name}", ""] + [f"![{p.stem}]({p.relative_to(tour_dir)})" for p in pictures] + [""]
+            lines += [r.details, ""] if r.details else []
     lines += ["## scratch: the NumPy reference against torch", "", scratch_table, ""]
     path = tour_dir / "REPORT.md"
     with atomic_write(path) as tmp:
@@ -245,9 +247,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these experiments (and scratch)")
     parser.add_argument("--out", default="lightning_logs/tour", help="folder of the dated tour folders")
     args = parser.parse_args(argv)
+    from dlbasics.sweep.curriculum import NAMES, run_comparisons  # the studies' comparisons (dlbasics sweep)
+
     todo = [e for e in experiments() if not args.only or e.name in args.only]
-    if args.only and (unknown := set(args.only) - {e.name for e in experiments()} - {"scratch"}):
-        parser.error(f"unknown experiment(s) {sorted(unknown)}: use {[e.name for e in experiments()]}")
+    if args.only and (unknown := set(args.only) - {e.name for e in experiments()} - {"scratch", *NAMES}):
+        parser.error(f"unknown experiment(s) {sorted(unknown)}: use {[e.name for e in experiments()] + NAMES}")
     tour_dir = Path(args.out) / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     tour_dir.mkdir(parents=True, exist_ok=True)
     start, results = time.perf_counter(), []
@@ -257,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         r = results[-1]
         verdict = "skipped" if r.passed is None else "pass" if r.passed else "FAIL"
         print(f"[{i}/{len(todo) + 1}] {exp.name}: {r.measured} → {verdict} ({r.seconds:.1f} s)", flush=True)
+    results += run_comparisons(args.only, args.quick, tour_dir, loggers(tour_dir))
     print(f"\n[{len(todo) + 1}/{len(todo) + 1}] scratch check table", flush=True)
     scratch, table = run_scratch()
     results.append(scratch)

@@ -67,9 +67,9 @@ def drawn(config: str) -> set[str]:
     model = loaded["model"]["class_path"].rsplit(".", 1)[-1]
     pictures = {"learning_curves.png"} if "LearningCurves" in names else set()
     by_model = {"LinearRegression": {"fitted_curve.png"}, "RuleClassifier": {"test_confusion_matrix.png"},
-                "MNISTMLP": {"test_confusion_matrix.png", "test_misclassified.png"},
+                "MNISTMLP": {"test_confusion_matrix.png", "test_misclassified.png", "activation_histograms.png"},
                 "MNISTCNN": {"test_confusion_matrix.png", "test_misclassified.png", "test_activations.png"},
-                "SineLSTM": {"forecast.png"}, "SineGRU": {"forecast.png"}}  # fmt: skip
+                **{sine: {"forecast.png"} for sine in ("SineLSTM", "SineGRU", "SinePlainRNN")}}  # fmt: skip
     return pictures | by_model[model] if "LearningCurves" in names else pictures
 
 

@@ -55,7 +55,7 @@ def test_quick_tour_synthetic_sine_and_scratch(tmp_path, monkeypatch, capsys):
 def test_quick_tour_everything(tmp_path, monkeypatch):
     code, tour_dir, report = run_tour(tmp_path, monkeypatch)
     rows = table_rows(report)
-    assert len(rows) == 8 and code == 0, report
+    assert len(rows) == 11 and code == 0, report  # 7 experiments, 3 comparisons (dlbasics sweep), scratch
     for name in ("mnist_mlp_fishbook", "mnist_cnn"):
         assert rows[name][1] in ("MNIST", "Fashion-MNIST") and rows[name][4] == "pass", rows[name]
     links = assert_pictures_exist(tour_dir, report)

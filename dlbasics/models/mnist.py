@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from dlbasics.models.base import Classifier, check_input, check_positive
 
-ACTIVATIONS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
+ACTIVATIONS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU}
 
 
 class ImageClassifier(Classifier):
@@ -83,10 +83,11 @@ class MNISTMLP(ImageClassifier):
         image_style: How a photo becomes the model's input (linked from the DataModule): ``mnist`` (digits) or
             ``fashion`` (clothes); see :func:`dlbasics.use.images.load_images` and :attr:`input_style`.
         hidden_sizes: Width of each hidden layer (``[50]`` is the fish book's two-layer net).
-        activation: ``sigmoid``, ``tanh`` or ``relu``.
+        activation: ``sigmoid``, ``tanh``, ``relu`` or ``leaky_relu`` (slope 0.01).
         dropout: Dropout probability after each hidden activation.
         init: Weight initialisation: ``default`` (PyTorch's), ``normal`` (N(0, init_std²), zero biases, as the
-            fish book), ``xavier`` or ``kaiming`` (normal variants, zero biases).
+            fish book), ``xavier`` (Glorot: std sqrt(2 / (fan_in + fan_out)), the fish book's 1/sqrt(n)) or
+            ``kaiming`` (He: std gain / sqrt(fan_in), gain sqrt(2) for ReLU), normal variants with zero biases.
         init_std: Standard deviation of the ``normal`` initialisation.
         optimizer: See :class:`~dlbasics.models.base.Experiment`.
         lr_scheduler: See :class:`~dlbasics.models.base.Experiment`.
@@ -101,7 +102,7 @@ class MNISTMLP(ImageClassifier):
         class_names: list[str] | None = None,
         image_style: Literal["mnist", "fashion"] | None = None,
         hidden_sizes: list[int] = [256, 128],  # noqa: B006 (jsonargparse needs a literal default)
-        activation: Literal["sigmoid", "tanh", "relu"] = "relu",
+        activation: Literal["sigmoid", "tanh", "relu", "leaky_relu"] = "relu",
         dropout: float = 0.0,
         init: Literal["default", "normal", "xavier", "kaiming"] = "default",
         init_std: float = 0.01,
@@ -138,13 +139,23 @@ class MNISTMLP(ImageClassifier):
             )
         return self.net(self.standardize(x))
 
+    @torch.no_grad()
+    def hidden_activations(self, x: Tensor) -> list[Tensor]:
+        """Each hidden layer's activations for images ``x``, ``(N, width)`` per layer (the fish book's histograms)."""
+        out, found = self.standardize(x).flatten(1), []
+        for layer in self.net[1:]:
+            out = layer(out)
+            if isinstance(layer, tuple(ACTIVATIONS.values())):
+                found.append(out)
+        return found
+
 
 def init_linear(layer: nn.Linear, init: str, std: float, activation: str) -> None:
     """Initialise ``layer``'s weight by ``init`` (``normal``, ``xavier`` or ``kaiming``) and zero its bias."""
     if init == "normal":
         nn.init.normal_(layer.weight, std=std)
     elif init == "xavier":
-        nn.init.xavier_normal_(layer.weight, gain=nn.init.calculate_gain(activation))
+        nn.init.xavier_normal_(layer.weight)  # gain 1, as Glorot and Bengio (and the fish book) define it
     else:
         nn.init.kaiming_normal_(layer.weight, nonlinearity=activation)
     nn.init.zeros_(layer.bias)

@@ -1,4 +1,4 @@
-"""Recurrent forecasters of a sine series: an LSTM, and the GRU as the gated alternative.
+"""Recurrent forecasters of a sine series: an LSTM, the GRU as the gated alternative, and a plain tanh RNN.
 
     dlbasics fit --config configs/sine_lstm.yaml
     dlbasics test --config configs/sine_gru.yaml --ckpt_path <ckpt>       # + forecast.png, forecast.csv
@@ -36,7 +36,8 @@ from dlbasics.models.base import Experiment, check_positive
 
 
 class SineRNN(Experiment):
-    """Base of :class:`SineLSTM` and :class:`SineGRU`: a recurrent layer, then a linear head on its last output.
+    """Base of :class:`SineLSTM`, :class:`SineGRU` and :class:`SinePlainRNN`: a recurrent layer, then a linear head on
+    its last output.
 
     ``model(x)`` takes raw windows of shape ``(batch, n_steps, num_features)`` and returns the next ``horizon`` raw
     values, shape ``(batch, horizon * num_features)``. For ``predict`` a batch is ``(windows, steps)``: each
@@ -180,3 +181,9 @@ class SineGRU(SineRNN):
     """Gated recurrent unit network (``nn.GRU``): fewer gates than the LSTM, often as good."""
 
     cell = nn.GRU
+
+
+class SinePlainRNN(SineRNN):
+    """A plain (Elman) RNN, ``nn.RNN`` with tanh: no gates; the baseline LSTM and GRU improve on (study recurrent)."""
+
+    cell = nn.RNN

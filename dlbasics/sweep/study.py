@@ -1,0 +1,281 @@
+"""The study YAML of ``dlbasics sweep``: what to search, how, and what a trial's value is.
+
+    dlbasics sweep --config mnist_mlp_fishbook --study optimizers
+
+A study file (``configs/studies/*.yaml`` or your own)::
+
+    metric: val/acc            # a metric the runs log; a trial's value is its best over the epochs
+    direction: maximize        # or minimize
+    sampler: grid              # grid | tpe | random
+    trials: 8                  # grid: defaults to the grid's size
+    pruner: none               # none | median | {name: median, startup_trials: 5, warmup_epochs: 0}
+    params:                    # keys exactly as `dlbasics fit` takes them on its command line, without `--`
+      model.init_args.optimizer.init_args.lr: [0.003, 0.03]        # a list: these values
+      data.init_args.batch_size: {low: 32, high: 256, step: 32}    # a range (int, or float with log: true)
+
+A list may hold structured values (a class with its arguments, ``{class_path: torch.optim.SGD, init_args: {lr:
+0.1}}``; a class path such as ``dlbasics.models.SineGRU``); they reach the CLI as JSON, are labelled
+``SGD(lr=0.1)`` / ``SineGRU`` in tables and pictures, and a one-value list fixes a setting for every trial. Only
+the shape of the file is checked here (:class:`StudyError`, one line); whether a value suits its key is the CLI
+parser's business (:func:`dlbasics.sweep.check_params`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dlbasics.resources import config_dir, resolve_config
+
+KEYS = ("metric", "direction", "sampler", "trials", "pruner", "params")
+RANGE_KEYS = {"low", "high", "step", "log"}
+SCALARS = (str, int, float, bool, type(None))
+
+
+class StudyError(ValueError):
+    """A study file that cannot be run as written (the message is the one line the user sees)."""
+
+
+def label(value: Any) -> str:
+    """A short, readable name of a parameter value: ``SGD(lr=0.1, momentum=0.9)``, ``SineGRU``, ``0.003``."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, str) and "." in value and value.replace(".", "").replace("_", "").isalnum():
+        return value.rsplit(".", 1)[-1] if not value[0].isdigit() else value  # a class path
+    if isinstance(value, dict) and "class_path" in value:
+        args = ", ".join(f"{k}={label(v)}" for k, v in (value.get("init_args") or {}).items())
+        return f"{label(value['class_path'])}({args})"
+    if isinstance(value, SCALARS):
+        return str(value)
+    return json.dumps(value, separators=(",", ":"))
+
+
+def exact(value: Any) -> Any:
+    """``value`` itself when it is a scalar (a number keeps every digit), else its :func:`label`."""
+    return value if isinstance(value, SCALARS) else label(value)
+
+
+def cli_value(value: Any) -> str:
+    """``value`` as the command line takes it: scalars as YAML (``true``, ``null``, ``0.003``), the rest as JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    return repr(value) if isinstance(value, float) else json.dumps(value)
+
+
+@dataclass(frozen=True)
+class Param:
+    """One searched setting: a list of values, or a ``{low, high, step, log}`` range."""
+
+    key: str
+    values: tuple[Any, ...] = ()
+    low: float | None = None
+    high: float | None = None
+    step: float | None = None
+    log: bool = False
+
+    @property
+    def is_range(self) -> bool:
+        return self.low is not None
+
+    @property
+    def is_int(self) -> bool:
+        bounds = (self.low, self.high, self.step if self.step is not None else 1)
+        return self.is_range and all(isinstance(v, int) and not isinstance(v, bool) for v in bounds)
+
+    @property
+    def name(self) -> str:
+        """The key's last part that is not ``init_args`` (``lr``, ``batch_size``, ``optimizer``)."""
+        return [part for part in self.key.split(".") if part != "init_args"][-1]
+
+    def choices(self) -> list[Any]:
+        """What Optuna sees for a list: scalars as they are, structured values by their label."""
+        return [v if isinstance(v, SCALARS) else label(v) for v in self.values]
+
+    def value(self, choice: Any) -> Any:
+        """The setting a trial's choice stands for (the structured value behind a label)."""
+        return choice if self.is_range else self.values[self.choices().index(choice)]
+
+    def grid(self) -> list[Any]:
+        """Every choice of a list, or every step of a range (a grid needs a step for float ranges)."""
+        if not self.is_range:
+            return self.choices()
+        if self.step is None and not self.is_int:
+            raise StudyError(f"params.{self.key}: a grid needs a list or a range with a step, got a float range")
+        step = self.step if self.step is not None else 1
+        count = round((self.high - self.low) / step) + 1
+        return [self.low + i * step if self.is_int else float(f"{self.low + i * step:.12g}") for i in range(count)]
+
+    def distribution(self) -> Any:
+        """The Optuna distribution of this parameter."""
+        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+        if not self.is_range:
+            return CategoricalDistribution(self.choices())
+        if self.is_int:
+            return IntDistribution(self.low, self.high, log=self.log, step=self.step or 1)
+        return FloatDistribution(float(self.low), float(self.high), log=self.log, step=self.step)
+
+    def checks(self) -> list[Any]:
+        """The values worth showing the CLI's parser: each value of a list, the ends of a range."""
+        return list(self.values) if not self.is_range else [self.low, self.high]
+
+
+def parse_param(key: Any, spec: Any) -> Param:
+    """A :class:`Param` from one ``params`` entry, or a :class:`StudyError` saying what is wrong with it."""
+    where = f"params.{key}"
+    if not isinstance(key, str) or not key or key.startswith("-") or " " in key:
+        raise StudyError(f"params: {key!r} is not a setting: write keys as `dlbasics fit` takes them, without --")
+    if isinstance(spec, list):
+        if not spec:
+            raise StudyError(f"{where}: an empty list")
+        param = Param(key, tuple(spec))
+        if len(set(map(json.dumps, param.choices()))) < len(spec):
+            raise StudyError(f"{where}: two values look the same ({', '.join(map(label, spec))})")
+        return param
+    if not isinstance(spec, dict) or not {"low", "high"} <= spec.keys() or spec.keys() - RANGE_KEYS:
+        raise StudyError(f"{where}: give a list of values or a range {{low, high, step}} / {{low, high, log: true}}")
+    low, high, step, log = spec["low"], spec["high"], spec.get("step"), spec.get("log", False)
+    numbers = [v for v in (low, high, step) if v is not None]
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in numbers):
+        raise StudyError(f"{where}: low, high and step must be numbers, got {spec}")
+    if not isinstance(log, bool) or not low < high or (step is not None and step <= 0) or (log and low <= 0):
+        raise StudyError(f"{where}: a range needs low < high, step > 0, log true/false (and low > 0 with log)")
+    if log and step is not None and step != 1:
+        raise StudyError(f"{where}: a log range takes no step")
+    if step is not None and abs((high - low) / step - round((high - low) / step)) > 1e-9:
+        raise StudyError(f"{where}: high - low ({high - low:g}) is not a multiple of step {step:g}")
+    return Param(key, (), low, high, step, log)
+
+
+@dataclass(frozen=True)
+class Study:
+    """A parsed study file (see the module docstring)."""
+
+    path: str
+    metric: str
+    direction: str
+    sampler: str
+    trials: int | None
+    params: tuple[Param, ...]
+    pruner: dict[str, Any] = field(default_factory=lambda: {"name": "none"})
+
+    def grid_points(self) -> list[dict[str, Any]]:
+        """Every combination of the parameters' grids, in the file's order (the first key varies slowest)."""
+        keys = [p.key for p in self.params]
+        return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*(p.grid() for p in self.params))]
+
+    def budget(self, override: int | None = None) -> int:
+        """Trials to run in all: ``--trials``, else ``trials``; a grid's size at most (and by default)."""
+        wanted = override if override is not None else self.trials
+        if self.sampler != "grid":
+            if wanted is None:
+                raise StudyError(f"{self.path}: sampler {self.sampler} needs `trials:` (or --trials N)")
+            return wanted
+        size = len(self.grid_points())
+        return size if wanted is None else min(wanted, size)
+
+    def make_sampler(self) -> Any:
+        """Optuna's ``TPESampler`` or ``RandomSampler``; a grid's trials are its points, enqueued (``enqueue_trial``).
+
+        TPE samples at random for its first trials (a third of the budget, 2 to 10), then models the rest. A grid
+        needs no sampler: each of its trials has every parameter fixed when it is enqueued (Optuna's GridSampler
+        would hand out the same point twice to concurrent workers, and fails on trials it did not assign).
+        """
+        from optuna.samplers import RandomSampler, TPESampler
+
+        if self.sampler == "tpe":
+            return TPESampler(n_startup_trials=max(2, min(10, self.budget() // 3)))
+        return RandomSampler(seed=0 if self.sampler == "grid" else None)
+
+    def make_pruner(self) -> Any:
+        """Optuna's ``MedianPruner`` (after each validation, on the metric) or ``NopPruner``."""
+        from optuna.pruners import MedianPruner, NopPruner
+
+        if self.pruner["name"] == "none":
+            return NopPruner()
+        return MedianPruner(n_startup_trials=self.pruner["startup_trials"], n_warmup_steps=self.pruner["warmup_epochs"])
+
+    def suggest(self, trial: Any) -> dict[str, Any]:
+        """The trial's choice for every parameter (an enqueued grid point returns its own)."""
+        return {p.key: _suggest(trial, p) for p in self.params}
+
+    def signature(self) -> str:
+        """What must match for a second process to join the study under the same name."""
+        params = {p.key: list(p.values) if not p.is_range else [p.low, p.high, p.step, p.log] for p in self.params}
+        return json.dumps([self.metric, self.direction, self.sampler, params], sort_keys=True, default=str)
+
+
+def _suggest(trial: Any, param: Param) -> Any:
+    if not param.is_range:
+        return trial.suggest_categorical(param.key, param.choices())
+    if param.is_int:
+        return trial.suggest_int(param.key, param.low, param.high, step=param.step or 1, log=param.log)
+    return trial.suggest_float(param.key, float(param.low), float(param.high), step=param.step, log=param.log)
+
+
+def parse_pruner(value: Any, path: str) -> dict[str, Any]:
+    """``none``, ``median`` (Optuna's defaults: 5 startup trials, no warm-up) or ``{name: median, ...}``."""
+    spec = {"name": value} if isinstance(value, str) else value
+    if not isinstance(spec, dict) or spec.get("name") not in ("none", "median"):
+        raise StudyError(f"{path}: pruner must be none or median (or {{name: median, ...}}), got {value!r}")
+    extra = spec.keys() - {"name", "startup_trials", "warmup_epochs"}
+    numbers = {k: spec.get(k, default) for k, default in (("startup_trials", 5), ("warmup_epochs", 0))}
+    if extra or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in numbers.values()):
+        raise StudyError(f"{path}: pruner takes name, startup_trials and warmup_epochs (integers >= 0), got {value!r}")
+    return {"name": spec["name"], **numbers}
+
+
+def find_study(value: str) -> Path:
+    """The file ``--study`` names: a path, or a shipped study (``optimizers`` = ``configs/studies/optimizers.yaml``)."""
+    if Path(value).is_file():
+        return Path(value)
+    shipped = resolve_config(f"studies/{value.removeprefix('studies/')}")
+    if Path(shipped).is_file():
+        return Path(shipped)
+    names = ", ".join(sorted(p.stem for p in (config_dir() / "studies").glob("*.yaml")))
+    raise StudyError(f"study {value!r} not found: give a file or a shipped study ({names})")
+
+
+def load_study(value: str, trials: int | None = None) -> Study:
+    """Read and check the study file ``--study`` names (``trials``: ``--trials``, which may supply the budget).
+
+    Raises:
+        StudyError: One line naming what is wrong (unknown key, sampler, direction, an empty or malformed params).
+    """
+    path = find_study(value)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        line = getattr(getattr(err, "problem_mark", None), "line", None)
+        where = f", line {line + 1}" if line is not None else ""
+        raise StudyError(f"{path}: not valid YAML ({getattr(err, 'problem', err)}{where})") from None
+    if not isinstance(raw, dict):
+        raise StudyError(f"{path}: a study is a mapping with {', '.join(KEYS)}")
+    if unknown := sorted(map(str, raw.keys() - set(KEYS))):
+        raise StudyError(f"{path}: unknown key(s) {', '.join(unknown)}: a study has {', '.join(KEYS)}")
+    metric, direction, sampler = raw.get("metric"), raw.get("direction"), raw.get("sampler", "grid")
+    if not isinstance(metric, str) or not metric:
+        raise StudyError(f"{path}: metric must name a logged metric such as val/acc, got {metric!r}")
+    if direction not in ("maximize", "minimize"):
+        raise StudyError(f"{path}: direction must be maximize or minimize, got {direction!r}")
+    if sampler not in ("grid", "tpe", "random"):
+        raise StudyError(f"{path}: sampler must be grid, tpe or random, got {sampler!r}")
+    trials = raw.get("trials")
+    if trials is not None and (not isinstance(trials, int) or isinstance(trials, bool) or trials < 1):
+        raise StudyError(f"{path}: trials must be a whole number >= 1, got {trials!r}")
+    params = raw.get("params")
+    if not isinstance(params, dict) or not params:
+        raise StudyError(f"{path}: params must map settings to a list of values or a range, got {params!r}")
+    parsed = tuple(parse_param(key, spec) for key, spec in params.items())
+    pruner = parse_pruner(raw.get("pruner", "none"), str(path))
+    study = Study(str(path), metric, direction, sampler, trials, parsed, pruner)
+    study.budget(trials)  # a grid's float ranges need a step; tpe/random need a number of trials (or --trials)
+    return study

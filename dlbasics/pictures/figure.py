@@ -1,0 +1,46 @@
+"""Saving a picture of a run: PNG in the run directory (global rank 0), TensorBoard and wandb.
+
+dlbasics fit --config rule_classifier   # every picture callback saves through log_figure
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+from matplotlib.figure import Figure
+
+from dlbasics.runs import atomic_write, run_dir
+
+
+def log_figure(trainer: L.Trainer, name: str, fig: Figure) -> Path | None:
+    """Save ``fig`` as ``<run dir>/<name>.png`` and log it to every logger that shows images.
+
+    Only global rank 0 writes; other ranks, and ``fast_dev_run`` smoke tests, return ``None``. ``name`` may
+    hold ``/`` (e.g. ``test/confusion_matrix``): the PNG goes to ``<run dir>/test_confusion_matrix.png``.
+
+    Returns:
+        The PNG's path on rank 0.
+    """
+    if not trainer.is_global_zero or trainer.fast_dev_run:
+        return None
+    path = run_dir(trainer) / f"{name.replace('/', '_')}.png"  # trainer.log_dir is a collective
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.experiment.add_figure(name, fig, global_step=trainer.global_step, close=False)
+            logger.experiment.flush()
+        elif isinstance(logger, WandbLogger):
+            logger.log_image(key=name, images=[str(path)], step=trainer.global_step)
+    return path
+
+
+def drawing(trainer: L.Trainer) -> bool:
+    return trainer.is_global_zero and not trainer.fast_dev_run
+
+
+def class_names(trainer: L.Trainer, n: int) -> list[str]:
+    names = getattr(trainer.datamodule, "class_names", None)
+    return list(names) if names and len(names) == n else [str(i) for i in range(n)]

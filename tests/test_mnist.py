@@ -417,6 +417,7 @@ def test_the_issue_lists_every_config():
         "fashion_mnist_mlp.yaml",
         "mnist_cnn.yaml",
         "mnist_mlp.yaml",
+        "mnist_mlp_deep.yaml",
         "mnist_mlp_fishbook.yaml",
     ]
 

@@ -21,7 +21,6 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch import nn
 from torch.utils.data import DistributedSampler
 
-from dlbasics.cli import main
 from dlbasics.data.memory import InMemoryLoader
 from dlbasics.data.mnist import DEBIAN_FASHION_MNIST, MNISTDataModule, pixel_stats, random_shift, read_split
 from dlbasics.models import MNISTCNN, MNISTMLP
@@ -149,14 +148,9 @@ def test_bad_uncompressed_files_name_the_file(idx, tmp_path, content, message):
         read_split(tmp_path / "tv", "mnist", train=False, verify=False)
 
 
-def test_unknown_dataset(capsys):
+def test_unknown_dataset():  # and through the CLI: test_bad_input.py
     with pytest.raises(ValueError, match="unknown dataset 'kmnist': use one of mnist, fashion_mnist"):
         MNISTDataModule(dataset="kmnist")
-    with pytest.raises(SystemExit) as exit_info:
-        main(["fit", "--config", str(CONFIGS / "mnist_mlp.yaml"), "--data.dataset", "kmnist"])
-    assert exit_info.value.code != 0
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "unknown dataset 'kmnist': use one of mnist, fashion_mnist" in err
 
 
 def test_default_root_is_debians_fashion_mnist_when_installed():

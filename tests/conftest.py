@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import gzip
 import os
+from functools import partial
 
 import pytest
 import torch
-from helpers import MNIST_FILES, N_TEST, N_TRAIN, idx_bytes, latest_run, make_split
+from helpers import MNIST_FILES, N_TEST, N_TRAIN, idx_bytes, make_split, run_cli
 
 os.environ.setdefault("WANDB_MODE", "disabled")  # no test talks to a wandb server
 
@@ -15,21 +16,17 @@ os.environ.setdefault("WANDB_MODE", "disabled")  # no test talks to a wandb serv
 @pytest.fixture
 def cli(tmp_path, monkeypatch):
     """``cli("fit", "--config", ...)`` runs ``dlbasics`` in-process inside ``tmp_path``; returns the run dir."""
-    from dlbasics.cli import main
-
     monkeypatch.chdir(tmp_path)
-
-    def run(*args: str):
-        main([str(a) for a in args])
-        return latest_run(tmp_path / "lightning_logs")
-
-    return run
+    return partial(run_cli, tmp_path)
 
 
 @pytest.fixture
 def refused(tmp_path, monkeypatch, capsys):
     """``refused("test", "--config", ...)``: ``dlbasics`` must stop with one error line, exit status 1 (2 for a bad
-    command line), no traceback and no new ``version_N``; returns that line."""
+    command line), no traceback and no new ``version_N``; returns that line.
+
+    The line is all the command printed: nothing else on stderr, nothing on stdout.
+    """
     from dlbasics.cli import main
 
     monkeypatch.chdir(tmp_path)
@@ -40,11 +37,29 @@ def refused(tmp_path, monkeypatch, capsys):
         capsys.readouterr()
         with pytest.raises(SystemExit) as exit_info:
             main([str(a) for a in args])
-        err = capsys.readouterr().err
+        out, err = capsys.readouterr()
         errors = [line for line in err.splitlines() if line.startswith("dlbasics: error:")]
         assert exit_info.value.code == code and len(errors) == 1 and "Traceback" not in err, err[-2000:]
+        assert err == errors[0] + "\n" and out == "", f"more than the error line: {out[-1000:]}{err[-1000:]}"
         assert sorted(tmp_path.glob("**/version_*")) == before, "a refused run left a run directory"
         return errors[0]
+
+    return run
+
+
+@pytest.fixture
+def printed(capsys):
+    """``printed("fit", "--print_config")``: ``dlbasics`` must print and exit with status 0 (``--help``, ``--version``,
+    ``--print_config``); returns its stdout. Runs in the current folder."""
+    from dlbasics.cli import main
+
+    def run(*args: str) -> str:
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exit_info:
+            main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        assert exit_info.value.code == 0, err[-2000:]
+        return out
 
     return run
 

@@ -1,4 +1,4 @@
-"""Helpers shared by the tests: paths, the newest run directory, tiny MNIST-format data (never a download)."""
+"""Helpers shared by the tests: paths, running the CLI, one-line errors, tiny MNIST-format data (never a download)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 from lightning.pytorch.callbacks import Callback
 
 from dlbasics.runs import read_metrics  # noqa: F401  (tests import it from here)
@@ -14,6 +15,38 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
 N_TRAIN, N_TEST, N_VAL = 200, 100, 50
 MNIST_FILES = [f"{p}-{k}" for p in ("train", "t10k") for k in ("images-idx3-ubyte", "labels-idx1-ubyte")]
+#: Where the official MNIST test split (``t10k-*-ubyte.gz``) may be: beside the checkout, or the shared data folder.
+MNIST_TEST_DIRS = [ROOT.parent / "shared" / "data" / "mnist-test", Path("/work/shared/data/mnist-test")]
+
+
+def mnist_test_dir() -> Path | None:
+    """The folder holding ``t10k-images-idx3-ubyte.gz`` and its labels, or ``None``."""
+    for folder in MNIST_TEST_DIRS:
+        if (folder / "t10k-images-idx3-ubyte.gz").is_file() and (folder / "t10k-labels-idx1-ubyte.gz").is_file():
+            return folder
+    return None
+
+
+def run_cli(root: Path, *args: str | Path) -> Path | None:
+    """``dlbasics ARGS`` in-process inside ``root``; returns the newest run dir there.
+
+    The ``cli`` fixture is this in the test's ``tmp_path``; module-scoped fixtures that train once call it directly.
+    """
+    from dlbasics.cli import main
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        main([str(a) for a in args])
+    return latest_run(Path(root) / "lightning_logs")
+
+
+def one_line_error(error_type: type[Exception], call, name: str) -> str:
+    """``call()`` must raise ``error_type`` with a one-line message naming ``name``; returns the message."""
+    with pytest.raises(error_type) as info:
+        call()
+    message = str(info.value)
+    assert "\n" not in message and name in message, message
+    return message
 
 
 def latest_run(root: Path = Path("lightning_logs")) -> Path | None:

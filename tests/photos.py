@@ -3,25 +3,11 @@
 from __future__ import annotations
 
 import gzip
-from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import MNIST_TEST_DIRS, mnist_test_dir
 from PIL import Image
-
-#: Where the official MNIST test split may be: beside the checkout in CI, or the shared data folder.
-MNIST_TEST_DIRS = [
-    Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist-test",
-    Path("/work/shared/data/mnist-test"),
-]
-
-
-def mnist_test_dir() -> Path | None:
-    """The folder holding ``t10k-images-idx3-ubyte.gz`` and its labels, or ``None``."""
-    for folder in MNIST_TEST_DIRS:
-        if (folder / "t10k-images-idx3-ubyte.gz").is_file() and (folder / "t10k-labels-idx1-ubyte.gz").is_file():
-            return folder
-    return None
 
 
 def load_mnist_test(n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -5,7 +5,6 @@ PYTHONPATH=$PWD .venv/bin/python -m pytest tests/test_export.py -q
 
 from __future__ import annotations
 
-import csv
 import sys
 import warnings
 from collections.abc import Callable
@@ -16,9 +15,9 @@ import pytest
 import torch
 from helpers import CONFIGS, N_VAL, fixture_data
 
-from dlbasics.cli import main
 from dlbasics.data.mnist import MNISTDataModule
 from dlbasics.models import MNISTCNN, MNISTMLP, LinearRegression, RuleClassifier, SineGRU, SineLSTM
+from dlbasics.runs import read_csv_rows
 from dlbasics.use.onnx import EXTRA_HINT, export_onnx, onnx_error
 
 onnx = pytest.importorskip("onnx")
@@ -121,59 +120,52 @@ FAST = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "5", "--tr
         "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]  # fmt: skip
 
 
-def export(capsys, *args: str | Path) -> tuple[int, list[str], str]:
-    """Run ``dlbasics export ARGS``: exit code, stdout lines, stderr."""
+def exported(cli, capsys, *args: str | Path) -> Path:
+    """``dlbasics export ARGS`` through ``cli``: the path of the ONNX file, the last line it prints."""
     capsys.readouterr()
-    code = 0
-    try:
-        main(["export", *map(str, args)])
-    except SystemExit as exit_info:
-        code = exit_info.code
+    cli("export", *args)
     out, err = capsys.readouterr()
-    return code, out.splitlines(), err
+    assert "error" not in err, err[-2000:]
+    return Path(out.splitlines()[-1]).resolve()
 
 
-def test_export_command_writes_model_onnx_into_the_run_and_refuses_wrong_checkpoints(cli, capsys):
+def test_export_command_writes_model_onnx_into_the_run_and_refuses_wrong_checkpoints(cli, refused, capsys):
     rule_config, sine_config = CONFIGS / "rule_classifier.yaml", CONFIGS / "sine_lstm.yaml"
     rule_run = cli("fit", "--config", rule_config, *FAST)
     sine_run = cli("fit", "--config", sine_config, *FAST)  # the newest run, but not a RuleClassifier one
     assert (rule_run.name, sine_run.name) == ("version_0", "version_1")
     target = rule_run / "model.onnx"
 
-    code, out, err = export(capsys, "--config", rule_config, "--ckpt_path", "last")
-    assert code == 0 and "error" not in err and Path(out[-1]).resolve() == target.resolve() and target.is_file()
+    assert exported(cli, capsys, "--config", rule_config, "--ckpt_path", "last") == target.resolve()
+    assert target.is_file()
     model = RuleClassifier.load_from_checkpoint(rule_run / "checkpoints" / "last.ckpt", map_location="cpu").eval()
     x = torch.rand(300, 5)
     with torch.no_grad():
         assert (run_onnx(target, x) - model.inference(x)).abs().max() <= 1e-4
 
     target.unlink()
-    code, out, err = export(capsys, "--config", rule_config, "--ckpt_path", rule_run / "checkpoints" / "last.ckpt")
-    assert code == 0 and Path(out[-1]).resolve() == target.resolve() and target.is_file()
+    path = exported(cli, capsys, "--config", rule_config, "--ckpt_path", rule_run / "checkpoints" / "last.ckpt")
+    assert path == target.resolve() and target.is_file()
 
     sine_ckpt = sine_run / "checkpoints" / "last.ckpt"
-    code, out, err = export(capsys, "--config", sine_config, "--ckpt_path", "best")
-    assert code == 0 and Path(out[-1]).resolve() == (sine_run / "model.onnx").resolve()
+    assert exported(cli, capsys, "--config", sine_config, "--ckpt_path", "best") == (sine_run / "model.onnx").resolve()
     meta = {p.key: p.value for p in onnx.load(str(sine_run / "model.onnx")).metadata_props}
     assert meta["input"].startswith("float32 (N, 20)")  # n_steps linked from the data into the checkpoint
 
-    code, out, err = export(capsys, "--config", rule_config, "--ckpt_path", sine_ckpt)
-    assert code == 1 and out == [] and err.count("\n") == 1
-    assert "is a SineLSTM; the config builds a RuleClassifier: pass --config sine_lstm or a RuleClassifier" in err
+    line = refused("export", "--config", rule_config, "--ckpt_path", sine_ckpt)  # one line, nothing on stdout
+    assert "is a SineLSTM; the config builds a RuleClassifier: pass --config sine_lstm or a RuleClassifier" in line
 
     for missing in ("nowhere.ckpt", "last"):
-        code, out, err = export(capsys, "--config", CONFIGS / "linear_regression.yaml", "--ckpt_path", missing)
-        assert code == 1 and out == [] and err.count("\n") == 1, missing
-        assert ("'nowhere.ckpt' does not exist" if missing != "last" else "no last.ckpt of a") in err
+        line = refused("export", "--config", CONFIGS / "linear_regression.yaml", "--ckpt_path", missing)
+        assert ("'nowhere.ckpt' does not exist" if missing != "last" else "no last.ckpt of a") in line, missing
 
-    code, out, err = export(capsys, "--config", rule_config)
-    assert code == 1 and err.splitlines()[-1].startswith("dlbasics: error: export needs --ckpt_path")
+    assert refused("export", "--config", rule_config).startswith("dlbasics: error: export needs --ckpt_path")
 
 
 # --- MNIST: the checkpoint alone does what the pipeline does ------------------------------------------------------
 
 
-def test_mnist_checkpoint_alone_turns_raw_pixels_into_the_pipelines_predictions(cli, idx, capsys):
+def test_mnist_checkpoint_alone_turns_raw_pixels_into_the_pipelines_predictions(cli, refused, idx, capsys):
     config = CONFIGS / "mnist_mlp.yaml"
     fast = ["--trainer.max_epochs", "2", "--data.batch_size", "30", "--model.init_args.hidden_sizes", "[32]",
             *fixture_data(idx)]  # fmt: skip
@@ -185,8 +177,7 @@ def test_mnist_checkpoint_alone_turns_raw_pixels_into_the_pipelines_predictions(
     assert model.hparams.pixel_std == pytest.approx(data.pixel_std) and data.pixel_std != pytest.approx(1, abs=0.1)
 
     predicted = cli("predict", "--config", config, "--ckpt_path", ckpt, *fast)  # DataModule batches -> model
-    with open(predicted / "predictions.csv") as f:
-        rows = list(csv.DictReader(f))
+    rows = read_csv_rows(predicted / "predictions.csv")
     data.setup("predict")
     images, labels = data.splits["test"]
     pixels = images.unsqueeze(1).float() / 255  # what a user has: pixels in [0, 1]
@@ -196,8 +187,7 @@ def test_mnist_checkpoint_alone_turns_raw_pixels_into_the_pipelines_predictions(
     assert np.allclose([float(r["probability"]) for r in rows], probs.max(-1).values.numpy(), atol=1e-5)
     assert (probs.argmax(-1) == labels).float().mean() > 0.5  # it learned something: chance is 0.1
 
-    code, out, _ = export(capsys, "--config", config, "--ckpt_path", ckpt)
-    assert code == 0 and Path(out[-1]).resolve() == (run / "model.onnx").resolve()
+    assert exported(cli, capsys, "--config", config, "--ckpt_path", ckpt) == (run / "model.onnx").resolve()
     assert (run_onnx(run / "model.onnx", pixels) - probs).abs().max() <= 1e-4
 
     old = torch.load(ckpt, weights_only=True)  # written before the models owned their normalization
@@ -205,5 +195,4 @@ def test_mnist_checkpoint_alone_turns_raw_pixels_into_the_pipelines_predictions(
     torch.save(old, run / "old.ckpt")
     with pytest.raises(ValueError, match=r"older dlbasics .*: retrain it with `dlbasics fit`"):
         MNISTMLP.load_from_checkpoint(run / "old.ckpt")
-    code, out, err = export(capsys, "--config", config, "--ckpt_path", run / "old.ckpt")
-    assert code == 1 and err.count("\n") == 1 and "retrain it with `dlbasics fit`" in err
+    assert "retrain it with `dlbasics fit`" in refused("export", "--config", config, "--ckpt_path", run / "old.ckpt")

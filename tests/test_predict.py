@@ -1,11 +1,11 @@
-"""``dlbasics predict`` on the user's own files: photos of real digits, a series, feature rows, and bad input.
+"""``dlbasics predict`` on the user's own files: photos of real digits, arrays, a series, feature rows, a folder with
+a stray file; Fashion-MNIST's class names; float32 probabilities. Refused files are in test_bad_input.py.
 
 pytest tests/test_predict.py -q
 """
 
 from __future__ import annotations
 
-import csv
 import gzip
 import math
 import shutil
@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import CONFIGS, N_VAL, idx_bytes, latest_run, read_metrics
+from helpers import CONFIGS, fixture_data, idx_bytes, read_metrics, run_cli
 from photos import digit_photo, load_mnist_test
 from PIL import Image
 
-from dlbasics.cli import main
 from dlbasics.data import MNISTDataModule
 from dlbasics.models import MNISTCNN, RuleClassifier, SineLSTM
+from dlbasics.runs import read_csv_rows
 from dlbasics.use import load, predict
 from dlbasics.use.files import load_images
 
@@ -30,19 +30,6 @@ CHECK_DIR = Path("/tmp/predict_check")  # a copy of predictions.png to look at
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see conftest.one_thread
-
-
-def run_cli(root: Path, *args: str) -> Path:
-    """``dlbasics ARGS`` inside ``root``; returns the newest run dir."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(root)
-        main([str(a) for a in args])
-    return latest_run(root / "lightning_logs")
-
-
-def read_rows(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
 
 
 @pytest.fixture(scope="module")
@@ -60,12 +47,12 @@ def digits(tmp_path_factory) -> dict:
                  "--data.verify", "false", "--data.num_val", "1000"]  # fmt: skip
     run = run_cli(root, "fit", *data_args, "--trainer.max_epochs", "4", "--model.init_args.hidden_sizes", "[256]")
     return {
-        "root": root, "args": data_args, "run": run, "ckpt": next((run / "checkpoints").glob("best-*.ckpt")),
+        "args": data_args, "run": run, "ckpt": next((run / "checkpoints").glob("best-*.ckpt")),
         "held_out": (images[N_TRAIN_DIGITS:], labels[N_TRAIN_DIGITS:]), "test_acc": read_metrics(run)["test/acc"][-1],
     }  # fmt: skip
 
 
-def test_photos_of_held_out_digits_are_read_as_well_as_the_digits(digits, tmp_path):
+def test_photos_of_held_out_digits_are_read_as_well_as_the_digits(digits, cli, tmp_path):
     images, labels = digits["held_out"]
     folder = tmp_path / "photos"
     folder.mkdir()
@@ -75,8 +62,8 @@ def test_photos_of_held_out_digits_are_read_as_well_as_the_digits(digits, tmp_pa
         photo = digit_photo(images[i], size=(320, 240), scale=int(rng.integers(5, 8)), offset=offset, seed=i)
         photo.save(folder / f"digit{i:03d}.{'jpg' if i % 2 else 'png'}", quality=90)
     command = ["predict", *digits["args"], "--ckpt_path", digits["ckpt"]]
-    run = run_cli(digits["root"], *command, "--data.predict_path", folder)
-    rows = read_rows(run / "predictions.csv")
+    run = cli(*command, "--data.predict_path", folder)
+    rows = read_csv_rows(run / "predictions.csv")
     assert list(rows[0]) == ["index", "file", "class", "label", "probability"]
     assert [r["file"] for r in rows] == sorted(p.name for p in folder.iterdir())
     assert [int(r["index"]) for r in rows] == list(range(N_PHOTOS))
@@ -96,14 +83,11 @@ def test_photos_of_held_out_digits_are_read_as_well_as_the_digits(digits, tmp_pa
     assert api.inputs.shape == (N_PHOTOS, 28, 28) and api.inputs.dtype == torch.uint8
 
 
-def test_npy_input(digits, tmp_path):
+def test_npy_input(digits, cli, tmp_path):
     images, labels = digits["held_out"]
     np.save(tmp_path / "digits.npy", images[:300])
-    run = run_cli(
-        digits["root"], "predict", *digits["args"], "--ckpt_path", digits["ckpt"], "--data.predict_path",
-        tmp_path / "digits.npy",
-    )  # fmt: skip
-    rows = read_rows(run / "predictions.csv")
+    run = cli("predict", *digits["args"], "--ckpt_path", digits["ckpt"], "--data.predict_path", tmp_path / "digits.npy")
+    rows = read_csv_rows(run / "predictions.csv")
     assert [r["file"] for r in rows[:2]] == ["digits.npy[0]", "digits.npy[1]"] and len(rows) == 300
     classes = [int(r["class"]) for r in rows]
     assert np.mean(np.array(classes) == labels[:300]) == pytest.approx(digits["test_acc"], abs=0.05)
@@ -111,18 +95,16 @@ def test_npy_input(digits, tmp_path):
     assert api["class"] == classes and api["file"][0] == "[0]"
 
 
-def test_forecast_of_a_shifted_sine_continues_it(tmp_path):
-    run = run_cli(tmp_path, "fit", "--config", CONFIGS / "sine_lstm.yaml")
+def test_forecast_of_a_shifted_sine_continues_it(cli, tmp_path):
+    run = cli("fit", "--config", CONFIGS / "sine_lstm.yaml")
     ckpt = next((run / "checkpoints").glob("best-*.ckpt"))
     t = np.arange(140)
     truth = np.sin(2 * math.pi * t / 50 + 1.3)  # same period and amplitude as training, another phase
     series = tmp_path / "series.csv"
     series.write_text("value\n" + "\n".join(f"{v:.7f}" for v in truth[:100]) + "\n")
-    predicted = run_cli(
-        tmp_path, "predict", "--config", CONFIGS / "sine_lstm.yaml", "--ckpt_path", ckpt,
-        "--data.predict_path", series, "--data.predict_steps", "40",
-    )  # fmt: skip
-    rows = read_rows(predicted / "predictions.csv")
+    predicted = cli("predict", "--config", CONFIGS / "sine_lstm.yaml", "--ckpt_path", ckpt,
+                    "--data.predict_path", series, "--data.predict_steps", "40")  # fmt: skip
+    rows = read_csv_rows(predicted / "predictions.csv")
     assert list(rows[0]) == ["step", "forecast"] and [int(r["step"]) for r in rows] == list(range(1, 41))
     forecast = np.array([float(r["forecast"]) for r in rows])
     assert np.abs(forecast - truth[100:]).max() < 0.1
@@ -131,76 +113,34 @@ def test_forecast_of_a_shifted_sine_continues_it(tmp_path):
     assert np.allclose(api.numpy(), forecast, atol=1e-5)
 
 
-def test_linear_regression_predicts_the_true_function(tmp_path):
-    run = run_cli(tmp_path, "fit", "--config", CONFIGS / "linear_regression.yaml")
+def test_linear_regression_predicts_the_true_function(cli, tmp_path):
+    run = cli("fit", "--config", CONFIGS / "linear_regression.yaml")
     x = np.random.default_rng(0).normal(size=(20, 2))
     features = tmp_path / "features.csv"
     features.write_text("x0,x1\n" + "\n".join(f"{a},{b}" for a, b in x) + "\n")
-    predicted = run_cli(
-        tmp_path, "predict", "--config", CONFIGS / "linear_regression.yaml", "--ckpt_path",
-        run / "checkpoints" / "last.ckpt", "--data.predict_path", features,
-    )  # fmt: skip
-    rows = read_rows(predicted / "predictions.csv")
+    predicted = cli("predict", "--config", CONFIGS / "linear_regression.yaml", "--ckpt_path",
+                    run / "checkpoints" / "last.ckpt", "--data.predict_path", features)  # fmt: skip
+    rows = read_csv_rows(predicted / "predictions.csv")
     assert list(rows[0]) == ["index", "prediction"] and len(rows) == 20
     assert np.allclose([float(r["prediction"]) for r in rows], x @ [2.0, -3.4] + 4.2, atol=0.02)
 
 
-# --- bad input: one line naming the file, exit 1, nothing written ----------------------------------------------
-
-
-@pytest.fixture
-def user_files(tmp_path) -> dict[str, Path]:
-    images, _ = load_mnist_test(1)
-    files = {name: tmp_path / name for name in ("corrupt", "empty", "mixed", "blank")}
-    for folder in files.values():
-        folder.mkdir()
-    (files["corrupt"] / "a.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really a png")
-    digit_photo(images[0]).save(files["mixed"] / "digit.png")
-    (files["mixed"] / "notes.txt").write_text("not an image")
-    digit_photo(images[0] * 0).save(files["blank"] / "paper.jpg")
-    np.save(tmp_path / "flat.npy", np.zeros((3, 784), np.uint8))
-    np.save(tmp_path / "bool.npy", np.ones((3, 28, 28), bool))
-    texts = {"text": "1\n2\nabc\n", "nan": "0.1\nnan\n0.3\n", "short": "0.1\n0.2\n", "cols": "1,2,3\n"}
-    for name, text in texts.items():
-        (tmp_path / f"{name}.csv").write_text(text)
-    return files
-
-
-def test_bad_input_stops_with_one_line_and_writes_nothing(cli, idx, user_files, tmp_path, capsys):
-    mnist = ["--config", CONFIGS / "mnist_mlp.yaml", "--data.root", idx["flat"], "--data.download", "false",
-             "--data.verify", "false", "--data.num_val", str(N_VAL)]  # fmt: skip
+def test_a_folder_with_a_file_that_is_not_an_image_predicts_the_images_and_warns_once(cli, idx, tmp_path):
+    mnist = ["--config", CONFIGS / "mnist_mlp.yaml", *fixture_data(idx)]
     earlier = cli("predict", *mnist) / "predictions.csv"  # the test split: no file column
-    assert list(read_rows(earlier)[0]) == ["index", "class", "label", "probability"]
-    before = earlier.read_bytes()
-    sine, linear = ["--config", CONFIGS / "sine_lstm.yaml"], ["--config", CONFIGS / "linear_regression.yaml"]
-    cases = [
-        (mnist, user_files["corrupt"], "a.png is not a readable image"),
-        (mnist, user_files["empty"], "empty holds no images"),
-        (mnist, user_files["blank"], "paper.jpg is blank"),
-        (mnist, tmp_path / "flat.npy", "flat.npy has shape (3, 784)"),
-        (mnist, tmp_path / "bool.npy", "bool.npy has dtype bool"),
-        (sine, tmp_path / "text.csv", "text.csv row 3 is not a number: 'abc'"),
-        (sine, tmp_path / "nan.csv", "nan.csv row 2 holds 'nan'"),
-        (sine, tmp_path / "short.csv", "short.csv holds 2 values, fewer than the model's window n_steps = 20"),
-        (linear, tmp_path / "cols.csv", "cols.csv row 1 has 3 columns, expected 2"),
-        ([*sine, "--data.predict_steps", "0"], tmp_path / "short.csv", "predict_steps must be >= 1, got 0"),
-    ]
-    capsys.readouterr()
-    for args, path, message in cases:
-        with pytest.raises(SystemExit) as exit_info:
-            main([str(a) for a in ["predict", *args, "--data.predict_path", path]])
-        err = capsys.readouterr().err
-        assert exit_info.value.code != 0 and err.count("\n") == 1 and message in err, (message, err)
-    assert earlier.read_bytes() == before
-    assert list(tmp_path.glob("lightning_logs/*/predictions.csv")) == [earlier]
-
+    assert list(read_csv_rows(earlier)[0]) == ["index", "class", "label", "probability"]
+    images, _ = load_mnist_test(1)
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    digit_photo(images[0]).save(mixed / "digit.png")
+    (mixed / "notes.txt").write_text("not an image")
     with warnings.catch_warnings(record=True) as caught:  # a non-image file in the folder: skipped, one warning
         warnings.simplefilter("always")
-        mixed = cli("predict", *mnist, "--data.predict_path", user_files["mixed"])
+        run = cli("predict", *mnist, "--data.predict_path", mixed)
     assert [str(w.message) for w in caught if "skipped" in str(w.message)] == [
-        f"skipped 1 file in {user_files['mixed']} that is not an image (notes.txt)"
+        f"skipped 1 file in {mixed} that is not an image (notes.txt)"
     ]
-    assert [r["file"] for r in read_rows(mixed / "predictions.csv")] == ["digit.png"]
+    assert [r["file"] for r in read_csv_rows(run / "predictions.csv")] == ["digit.png"]
 
 
 def test_fashion_mnist_predict_split_uses_the_fashion_style_and_class_names(tmp_path, monkeypatch):

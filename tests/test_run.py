@@ -20,7 +20,6 @@ import yaml
 from helpers import CONFIGS, read_metrics
 
 from dlbasics.callbacks import FiniteLossGuard
-from dlbasics.cli import main
 from dlbasics.data.mnist import DEBIAN_FASHION_MNIST
 from dlbasics.models import RuleClassifier
 
@@ -66,29 +65,24 @@ class NoTestData(L.LightningDataModule):
     val_dataloader = train_dataloader
 
 
-def test_test_after_fit_without_a_test_split_stops_before_training(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit) as exit_info:
-        main(["fit", "--model", "RuleClassifier", "--data", f"{__name__}.NoTestData"])
-    assert exit_info.value.code == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "NoTestData has no test_dataloader" in err[0] and "--test_after_fit false" in err[0]
+def test_test_after_fit_without_a_test_split_stops_before_training(refused, tmp_path):
+    line = refused("fit", "--model", "RuleClassifier", "--data", f"{__name__}.NoTestData")
+    assert "NoTestData has no test_dataloader" in line and "--test_after_fit false" in line
     assert not (tmp_path / "lightning_logs").exists()
 
 
 @pytest.mark.parametrize(
-    "args",
+    ("args", "code"),
     [
-        ["--data.init_args.batch_size", "0"],
-        ["--model.optimizer.init_args.lr", "-1"],
-        ["--test_after_fit", "maybe"],
-        ["--trainer.max_epochs", "ten"],
+        pytest.param(["--data.init_args.batch_size", "0"], 1, id="batch_size 0"),
+        pytest.param(["--model.optimizer.init_args.lr", "-1"], 1, id="negative lr"),
+        pytest.param(["--test_after_fit", "maybe"], 2, id="test_after_fit maybe"),
+        pytest.param(["--trainer.max_epochs", "ten"], 2, id="max_epochs ten"),
     ],
 )
-def test_a_refused_run_leaves_no_directory_and_takes_no_version(cli, tmp_path, args):
-    with pytest.raises(SystemExit) as exit_info:
-        cli("fit", "--config", RULE, *args)
-    assert exit_info.value.code != 0 and not (tmp_path / "lightning_logs").exists()
+def test_a_refused_run_leaves_no_directory_and_takes_no_version(cli, refused, tmp_path, args, code):
+    refused("fit", "--config", RULE, *args, code=code)
+    assert not (tmp_path / "lightning_logs").exists()
     assert cli("fit", "--config", RULE, "--trainer.max_epochs", "1", *SMALL).name == "version_0"
 
 
@@ -211,7 +205,7 @@ def test_nan_guard_reads_its_record_every_stride_and_names_the_first_bad_step(on
     assert reads == [5, 10]  # read twice, not at every step; the error names step 8, where the loss went bad
 
 
-def test_a_checkpoint_of_an_older_dlbasics_is_refused_with_one_line(cli, tmp_path, capsys):
+def test_a_checkpoint_of_an_older_dlbasics_is_refused_with_one_line(cli, refused, tmp_path):
     run = cli("fit", "--config", RULE, "--trainer.max_epochs", "1", *SMALL, "--test_after_fit", "false")
     checkpoint = torch.load(run / "checkpoints/last.ckpt", weights_only=True)
     del checkpoint["dlbasics_format_version"]
@@ -219,16 +213,11 @@ def test_a_checkpoint_of_an_older_dlbasics_is_refused_with_one_line(cli, tmp_pat
     torch.save(checkpoint, old)
     with pytest.raises(ValueError, match=r"older dlbasics.*retrain it with `dlbasics fit`"):
         RuleClassifier.load_from_checkpoint(old)
-    with pytest.raises(SystemExit) as exit_info:
-        main(["test", "--config", str(RULE), "--ckpt_path", str(old)])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert exit_info.value.code == 1 and len(err) == 1 and "retrain it with `dlbasics fit`" in err[0]
+    assert "retrain it with `dlbasics fit`" in refused("test", "--config", RULE, "--ckpt_path", old)
 
 
-def test_default_callbacks_are_visible_and_can_be_dropped_in_yaml(cli, capsys, tmp_path):
-    with pytest.raises(SystemExit):
-        main(["fit", "--config", str(RULE), "--print_config"])
-    config = yaml.safe_load(capsys.readouterr().out)
+def test_default_callbacks_are_visible_and_can_be_dropped_in_yaml(cli, printed, tmp_path):
+    config = yaml.safe_load(printed("fit", "--config", RULE, "--print_config"))
     listed = [c["class_path"] for c in config["trainer"]["callbacks"]]
     for name in ("ModelCheckpoint", "Progress", "PredictionWriter", "FiniteLossGuard", "LearningRateMonitor",
                  "LearningCurves", "ConfusionMatrix", "Forecast"):  # fmt: skip
@@ -266,19 +255,15 @@ def test_a_checkpoint_naming_a_foreign_instantiator_runs_nothing(cli, tmp_path):
     proc = subprocess.run([*DLBASICS, "test", "--config", RULE, *SMALL, "--ckpt_path", bad], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=300)  # fmt: skip
     assert not marker.exists(), proc.stderr[-2000:]
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr[-2000:]  # refused, not crashed
+    assert "_instantiator 'evil_payload.run' is not LightningCLI's" in proc.stderr
 
 
-def test_version_help_and_concrete_choices(capsys):
-    with pytest.raises(SystemExit):
-        main(["--version"])
-    assert capsys.readouterr().out.strip().endswith("0.1.0")
-    with pytest.raises(SystemExit):
-        main(["--help"])
-    out = capsys.readouterr().out
+def test_version_help_and_concrete_choices(printed):
+    assert printed("--version").strip().endswith("0.1.0")
+    out = printed("--help")
     assert "rule_classifier" in out and "fashion_mnist_cnn_sprint" in out and "'last' and 'best'" in out
-    with pytest.raises(SystemExit):
-        main(["fit", "--help"])
-    out = " ".join(capsys.readouterr().out.split())
+    out = " ".join(printed("fit", "--help").split())
     for abstract in ("dlbasics.models.base", "ImageClassifier", "SineRNN", "InMemoryDataModule", "SyntheticData"):
         assert abstract not in out, abstract
     assert "dlbasics.models.SineGRU" in out and "--optimizer " not in out and "--lr_scheduler " not in out

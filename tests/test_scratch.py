@@ -197,7 +197,8 @@ def test_adam_matches_torch_over_10_steps():
 
 
 def test_sgd_matches_torch():
-    run_optimizer_pair(SGD(lr=0.05), lambda ps: torch.optim.SGD(ps, lr=0.05))
+    start, params = run_optimizer_pair(SGD(lr=0.05), lambda ps: torch.optim.SGD(ps, lr=0.05))
+    assert not np.allclose(start["w"], params["w"])  # both moved, the same way
 
 
 def test_polyfit_recovers_coefficients():

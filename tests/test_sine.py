@@ -1,22 +1,21 @@
-"""SineLSTM and SineGRU on SineData: accuracy of both configs, rollout, bf16-mixed, predict files, bad input.
+"""SineLSTM and SineGRU on SineData: accuracy of both configs, rollout, bf16-mixed, predict files, input shapes.
 
 pytest tests/test_sine.py -q
 """
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
-from helpers import CONFIGS, latest_run, read_metrics
+from helpers import CONFIGS, read_metrics, run_cli
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from dlbasics.cli import main
 from dlbasics.data import SineData
 from dlbasics.models import SineGRU, SineLSTM
+from dlbasics.runs import read_csv_rows
 
 MODELS = {"sine_lstm.yaml": SineLSTM, "sine_gru.yaml": SineGRU}
 
@@ -28,19 +27,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see conftest.
 def trained(request, tmp_path_factory) -> tuple[str, Path]:
     """Fit the full config once, the way users do; returns ``(config name, run dir)``."""
     root = tmp_path_factory.mktemp(request.param.removesuffix(".yaml"))
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(root)
-        main(["fit", "--config", str(CONFIGS / request.param)])
-    return request.param, latest_run(root / "lightning_logs")
-
-
-def run_cli(run: Path, *args: str) -> Path:
-    """Run another subcommand in the directory of ``run``; returns its run dir."""
-    root = run.parent.parent
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(root)
-        main([str(a) for a in args])
-    return latest_run(root / "lightning_logs")
+    return request.param, run_cli(root, "fit", "--config", CONFIGS / request.param)
 
 
 def data_of(run: Path) -> SineData:
@@ -72,7 +59,7 @@ def test_rollout_from_end_of_validation_stays_on_the_sine(trained):
     assert (rollout - truth).abs().max().item() < 0.1
 
 
-def test_test_and_predict_write_forecast_files(trained):
+def test_test_and_predict_write_forecast_files(trained, cli):
     name, run = trained
     assert (run / "forecast.png").is_file() and (run / "forecast.csv").is_file()  # fit tested its best checkpoint
     events = EventAccumulator(str(run), size_guidance={"images": 0})
@@ -81,17 +68,15 @@ def test_test_and_predict_write_forecast_files(trained):
     metrics = read_metrics(run)  # every stage's loss is the MSE of raw values: comparable on one axis
     assert metrics["train/loss"][-1] < 1e-3 and metrics["test/loss"][-1] < 1e-3
     ckpt = run / "checkpoints" / "last.ckpt"
-    tested = run_cli(run, "test", "--config", CONFIGS / name, "--ckpt_path", ckpt)
+    tested = cli("test", "--config", CONFIGS / name, "--ckpt_path", ckpt)
     assert read_metrics(tested)["test/loss"][-1] <= 1e-3
     assert (tested / "forecast.png").stat().st_size > 0
-    predicted = run_cli(run, "predict", "--config", CONFIGS / name, "--ckpt_path", ckpt)
-    with open(predicted / "forecast.csv") as f:
-        rows = list(csv.DictReader(f))
+    predicted = cli("predict", "--config", CONFIGS / name, "--ckpt_path", ckpt)
+    rows = read_csv_rows(predicted / "forecast.csv")
     assert list(rows[0]) == ["step", "time", "truth", "one_step", "rollout"] and len(rows) == 300
     assert max(abs(float(r["one_step"]) - float(r["truth"])) for r in rows) < 0.1
     assert (predicted / "forecast.png").is_file()
-    with open(predicted / "predictions.csv") as f:
-        preds = list(csv.DictReader(f))
+    preds = read_csv_rows(predicted / "predictions.csv")
     assert list(preds[0]) == ["index", "time", "target", "prediction"] and len(preds) == 280
     assert max(abs(float(r["prediction"]) - float(r["target"])) for r in preds) < 0.1
 
@@ -127,25 +112,6 @@ def test_windows_stay_inside_their_split():
     x, _, _ = data.splits["train"]
     z = model.standardize(x)
     assert abs(z.mean()) < 0.05 and abs(z.std() - 1) < 0.05  # with the training part's statistics
-
-
-BAD_INPUT = [
-    (["--data.n_steps", "2000"], "n_steps (2000) must be smaller than the series length (2000)"),
-    (["--data.horizon", "0"], "horizon must be >= 1"),
-    (["--data.noise_std", "-0.1"], "noise_std must be >= 0"),
-    (["--data.val_fraction", "0.004"], "the val part holds 8 values, fewer than n_steps + horizon = 21"),
-    (["--model.dropout", "1.5"], "dropout must be in [0, 1)"),
-]
-
-
-@pytest.mark.parametrize(("extra", "message"), BAD_INPUT)
-def test_bad_input_is_one_line(capsys, tmp_path, monkeypatch, extra, message):
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit) as exit_info:
-        main(["fit", "--config", str(CONFIGS / "sine_lstm.yaml"), *extra])
-    assert exit_info.value.code != 0
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("dlbasics: error:") and message in err[0], err
 
 
 @pytest.mark.parametrize("shape", [(4, 20), (4, 20, 2), (20,)])

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import csv
-
 import pytest
 import torch
 from helpers import CONFIGS, read_metrics
 
 from dlbasics.data import LinearData, PolynomialData, RuleData
 from dlbasics.models import LinearRegression, RuleClassifier
+from dlbasics.runs import read_csv_rows
 
 SEED_VECTORS = [
     [0.47889086, 0.15229675, 0.31082123, 0.03504317, 0.18920843],
@@ -76,8 +75,7 @@ def test_rule_classifier_accuracy_seed_vectors_and_predict_csv(cli, tmp_path):
         "predict", "--config", CONFIGS / "rule_classifier.yaml", "--ckpt_path", best[0], "--data.predict_path", vectors
     )
     assert pred_run != run  # a new run never reuses an earlier run's directory
-    with open(pred_run / "predictions.csv") as f:
-        rows = list(csv.DictReader(f))
+    rows = read_csv_rows(pred_run / "predictions.csv")
     assert [int(r["class"]) for r in rows] == [1, 1, 0, 0]
     probs = [float(r["probability"]) for r in rows]
     assert all(0 <= p <= 1 for p in probs) and probs[0] > 0.5 > probs[3]

@@ -7,7 +7,8 @@ the best-by-validation checkpoint on the test split), each with ``since_start``:
 spawned the process (``BENCH_SPAWN_TIME``), so interpreter start-up, imports and data loading count.
 It only observes: it never evaluates the test split itself, so what it reports is the CLI's own
 test-after-fit result. ``EpochReport`` (``benchmarks/steps.py``, ``benchmarks/malloc.py``) prints one line per
-training epoch: seconds, samples, minor page faults.
+training epoch: seconds, samples, minor page faults. ``Timeline`` (``benchmarks/same_recipe.py``) prints the
+epoch boundaries that ``benchmarks/peer_same_recipe.py`` prints, so the two split the same way.
 """
 
 from __future__ import annotations
@@ -90,6 +91,41 @@ class Phases(L.Callback):
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         report("test_end", test_acc=_metric(trainer, "test/acc"))
+
+
+class Timeline(L.Callback):
+    """The same JSON lines as ``peer_same_recipe.py`` prints, for ``same_recipe.py``: ``epoch`` (the start of its
+    first and the end of its last training step, as ``since_start``), ``train_end``, ``fit_end``, ``test_end``.
+
+    What lies between an epoch's last step and the next epoch's first step (or ``train_end``) is the epoch's
+    fixed cost: validation, epoch-end metrics, loggers, checkpoints, callbacks. One clock read per step.
+    """
+
+    def __init__(self) -> None:
+        report("imports", imported=IMPORTED - START)
+        self.first_step_at = self.last_step = 0.0
+        self.steps = 0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if batch_idx == 0:
+            self.first_step_at, self.steps = time.time() - START, 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.last_step = time.time()
+        self.steps += 1
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        epoch, first, last = trainer.current_epoch + 1, self.first_step_at, self.last_step - START
+        report("epoch", epoch=epoch, first_step_at=first, last_step_at=last, steps=self.steps)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        report("train_end")
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        report("fit_end")
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        report("test_end")
 
 
 def _metric(trainer: L.Trainer, name: str) -> float | None:

@@ -11,6 +11,11 @@ mean, and for classifiers acc/f1/precision/recall of the epoch's outputs, comput
 ``metrics.csv`` row per epoch, and at the end a test of the best checkpoint. Nothing else: no logger, no
 progress, no pictures. Plain torch: no Lightning import.
 
+Process-level settings as ``dlbasics`` has them (``dlbasics/launch.py``, ``dlbasics.cli.tune_malloc``), so that
+only the framework's work differs: the imports run with the garbage collector paused and then frozen, glibc keeps
+freed buffers, and the process ends with ``os._exit`` after flushing (no module teardown). ``--plain-process``
+leaves all three out (measured in ``results/same_recipe.md``'s notes).
+
 It prints JSON lines for ``same_recipe.py`` (``since_start``: seconds since the driver spawned it,
 ``BENCH_SPAWN_TIME``): ``imports``, one ``epoch`` per epoch (``first_step_at``/``last_step_at``: the start of its
 first and the end of its last training step), ``train_end``, ``test_end``.
@@ -18,12 +23,17 @@ first and the end of its last training step), ``train_end``, ``test_end``.
 
 from __future__ import annotations
 
+import gc
 import os
+import sys
 import time
 
 START = float(os.environ.get("BENCH_SPAWN_TIME", time.time()))
+PLAIN = "--plain-process" in sys.argv
+if not PLAIN:
+    gc.disable()
 
-import argparse  # noqa: E402  (the clock above starts before the imports it measures)
+import argparse  # noqa: E402  (the clock and the collector's pause come before the imports)
 import contextlib  # noqa: E402
 import csv  # noqa: E402
 import ctypes  # noqa: E402
@@ -31,7 +41,12 @@ import json  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
+import torch._dynamo  # noqa: E402  (the first optimizer imports it anyway: here, inside the pause)
 from peer_recipes import RECIPES, Recipe, classification  # noqa: E402
+
+if not PLAIN:
+    gc.freeze()
+    gc.enable()
 
 
 def report(event: str, **fields: object) -> None:
@@ -154,11 +169,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--experiment", choices=sorted(RECIPES), required=True)
     parser.add_argument("--out", type=Path, default=Path("peer_run"), help="metrics.csv and checkpoints/ go here")
+    parser.add_argument("--plain-process", action="store_true", help="no gc pause, malloc tuning or fast exit")
     args = parser.parse_args()
     report("imports")
-    tune_malloc()
+    if not PLAIN:
+        tune_malloc()
     fit(RECIPES[args.experiment](), args.out)
 
 
 if __name__ == "__main__":
     main()
+    if not PLAIN:  # what dlbasics.launch does at exit: flush, then end without tearing every module down
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)

@@ -43,7 +43,10 @@ TOLERANCE = 1e-5
 
 
 def spawn(cmd: list[str], cwd: Path) -> dict:
-    """Run ``cmd`` in ``cwd``: its JSON event lines, wall seconds (spawn to exit) and peak RSS in MiB."""
+    """Run ``cmd`` in ``cwd``: its JSON event lines, wall and CPU seconds (spawn to exit), peak RSS in MiB.
+
+    CPU seconds (user + system, from ``wait4``) hardly move when other jobs share the cores; wall seconds do.
+    """
     env = {
         **os.environ,
         "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
@@ -59,7 +62,8 @@ def spawn(cmd: list[str], cwd: Path) -> dict:
         raise RuntimeError(f"{' '.join(cmd[:4])}… failed:\n{(cwd / 'stderr').read_text()[-2000:]}")
     lines = (cwd / "stdout").read_text().splitlines()
     events = [json.loads(line) for line in lines if line.startswith('{"event"')]
-    return {"events": events, "wall": wall, "peak_rss_mib": usage.ru_maxrss / 1024}
+    cpu = usage.ru_utime + usage.ru_stime
+    return {"events": events, "wall": wall, "cpu": cpu, "peak_rss_mib": usage.ru_maxrss / 1024}
 
 
 def command(side: str, experiment: str) -> list[str]:
@@ -112,9 +116,8 @@ def one_run(side: str, experiment: str) -> dict:
         metrics = epoch_metrics(csv_path)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return {"side": side, "experiment": experiment, "metrics": metrics, "peak_rss_mib": res["peak_rss_mib"]} | split(
-        res["events"], res["wall"]
-    )
+    info = {"side": side, "experiment": experiment, "metrics": metrics, "cpu": res["cpu"]}
+    return info | {"peak_rss_mib": res["peak_rss_mib"]} | split(res["events"], res["wall"])
 
 
 def compare(peer: dict, ours: dict) -> dict:
@@ -146,9 +149,9 @@ def startup_runs(repeats: int) -> list[dict]:
     work = Path(tempfile.mkdtemp(dir=RESULTS / "tmp"))
     for repeat in range(repeats + 1):  # the first round warms the page cache
         for name, cmd in commands.items():
-            wall = spawn(cmd, work)["wall"]
+            res = spawn(cmd, work)
             if repeat:
-                runs.append({"command": name, "wall": wall})
+                runs.append({"command": name, "wall": res["wall"], "cpu": res["cpu"]})
     shutil.rmtree(work, ignore_errors=True)
     return runs
 

@@ -13,6 +13,7 @@ from run import machine, median_spread
 #: Columns of a run's split, in the order of the tables: (key, header, scale to the shown unit).
 SPLIT = (
     ("wall", "whole s", 1),
+    ("cpu", "CPU s", 1),
     ("startup", "start-up s", 1),
     ("imports", "of which imports s", 1),
     ("steps", "training steps s", 1),
@@ -26,6 +27,7 @@ SPLIT = (
 #: Paired ratios dlbasics / peer: (key, name, target for the tiny experiments, target for the sprint).
 RATIOS = (
     ("wall", "whole process", "<= 1.5", "<= 1.25"),
+    ("cpu", "CPU time", "", ""),
     ("after_startup", "after start-up", "<= 1.25", ""),
     ("training", "training (steps + fixed)", "<= 1.25", ""),
     ("step_ms", "training step", "", ""),
@@ -61,10 +63,13 @@ def summarise(runs: list[dict], checks: list[dict], startup: list[dict], steps: 
         v.setdefault("compared", c["compared"])
         v.setdefault("test (peer, dlbasics)", c["test"])
     commands = list(dict.fromkeys(s["command"] for s in startup))
-    start = {name: median_spread([s["wall"] for s in startup if s["command"] == name]) for name in commands}
+    start = {
+        name: {k: median_spread([s[k] for s in startup if s["command"] == name]) for k in ("wall", "cpu")}
+        for name in commands
+    }
     for exp in experiments:
-        start[f"dlbasics fit {exp}: to the first step"] = absolute[f"{exp}:dlbasics"]["startup"]
-        start[f"peer {exp}: to the first step"] = absolute[f"{exp}:peer"]["startup"]
+        start[f"dlbasics fit {exp}: to the first step"] = {"wall": absolute[f"{exp}:dlbasics"]["startup"]}
+        start[f"peer {exp}: to the first step"] = {"wall": absolute[f"{exp}:peer"]["startup"]}
     raw = {
         case: {k: median_spread([s[k] for s in steps if s["case"] == case]) for k in ("raw_us", "dlbasics_us", "ratio")}
         for case in dict.fromkeys(s["case"] for s in steps)
@@ -115,11 +120,11 @@ def markdown(result: dict) -> list[str]:
         "",
         "## Start-up (whole process, s)",
         "",
-        "| command | median | min | max |",
-        "|---|---:|---:|---:|",
+        "| command | wall s | CPU s |",
+        "|---|---:|---:|",
     ]
     for name, r in result["startup"].items():
-        lines.append(f"| {name} | {r['median']:.2f} | {r['min']:.2f} | {r['max']:.2f} |")
+        lines.append(f"| {name} | {cell(r['wall'])} | {cell(r['cpu']) if 'cpu' in r else ''} |")
     if result["steps_vs_raw_loop"]:
         lines += ["", "## Training step vs a raw loop (`steps.py`, in one process)", ""]
         lines += ["| experiment | raw µs | dlbasics µs | ratio |", "|---|---:|---:|---:|"]

@@ -98,34 +98,38 @@ class Timeline(L.Callback):
     first and the end of its last training step, as ``since_start``), ``train_end``, ``fit_end``, ``test_end``.
 
     What lies between an epoch's last step and the next epoch's first step (or ``train_end``) is the epoch's
-    fixed cost: validation, epoch-end metrics, loggers, checkpoints, callbacks. One clock read per step.
+    fixed cost: validation, epoch-end metrics, loggers, checkpoints, callbacks. Each time also as process CPU
+    seconds (``cpu``, ``*_cpu``), which other jobs on the machine hardly move. Two clock reads per step.
     """
 
     def __init__(self) -> None:
-        report("imports", imported=IMPORTED - START)
-        self.first_step_at = self.last_step = 0.0
+        report("imports", imported=IMPORTED - START, cpu=time.process_time())
+        self.first = self.last = (0.0, 0.0)  # (since_start, process CPU seconds)
         self.steps = 0
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if batch_idx == 0:
-            self.first_step_at, self.steps = time.time() - START, 0
+            self.first, self.steps = (time.time() - START, time.process_time()), 0
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self.last_step = time.time()
+        self.last = (time.time(), time.process_time())
         self.steps += 1
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        epoch, first, last = trainer.current_epoch + 1, self.first_step_at, self.last_step - START
-        report("epoch", epoch=epoch, first_step_at=first, last_step_at=last, steps=self.steps)
+        (first, first_cpu), (last, last_cpu) = self.first, self.last
+        report(
+            "epoch", epoch=trainer.current_epoch + 1, steps=self.steps, first_step_at=first, last_step_at=last - START,
+            first_step_cpu=first_cpu, last_step_cpu=last_cpu,
+        )  # fmt: skip
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        report("train_end")
+        report("train_end", cpu=time.process_time())
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        report("fit_end")
+        report("fit_end", cpu=time.process_time())
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        report("test_end")
+        report("test_end", cpu=time.process_time())
 
 
 def _metric(trainer: L.Trainer, name: str) -> float | None:

@@ -17,8 +17,9 @@ freed buffers, and the process ends with ``os._exit`` after flushing (no module 
 leaves all three out (measured in ``results/same_recipe.md``'s notes).
 
 It prints JSON lines for ``same_recipe.py`` (``since_start``: seconds since the driver spawned it,
-``BENCH_SPAWN_TIME``): ``imports``, one ``epoch`` per epoch (``first_step_at``/``last_step_at``: the start of its
-first and the end of its last training step), ``train_end``, ``test_end``.
+``BENCH_SPAWN_TIME``; ``cpu``: process CPU seconds): ``imports``, one ``epoch`` per epoch (``first_step_at``/
+``last_step_at``, ``first_step_cpu``/``last_step_cpu``: the start of its first and the end of its last training
+step), ``train_end``, ``test_end``.
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ if not PLAIN:
 
 
 def report(event: str, **fields: object) -> None:
-    print(json.dumps({"event": event, "since_start": time.time() - START, **fields}), flush=True)
+    fields = {"since_start": time.time() - START, "cpu": time.process_time(), **fields}
+    print(json.dumps({"event": event, **fields}), flush=True)
 
 
 def batches(tensors: tuple[torch.Tensor, ...], size: int, order: torch.Tensor | None = None):
@@ -124,10 +126,10 @@ def fit(recipe: Recipe, out: Path, data_seed: int = 0) -> None:
     model.train()
     for epoch in range(recipe.epochs):
         order = torch.randperm(len(x), generator=torch.Generator().manual_seed(data_seed + epoch))
-        meter, first_step_at = Meter(recipe), None
+        meter, first = Meter(recipe), None
         for xb, yb in batches((x, y), recipe.batch_size, order):
             xb = recipe.prepare(xb)
-            first_step_at = first_step_at or time.time() - START
+            first = first or (time.time() - START, time.process_time())
             with autocast(recipe):
                 output = model(xb)
                 loss = recipe.loss(output, yb)
@@ -138,7 +140,7 @@ def fit(recipe: Recipe, out: Path, data_seed: int = 0) -> None:
             if scheduler is not None:
                 scheduler.step()
             step += 1
-        last_step_at = time.time() - START
+        last = (time.time() - START, time.process_time())
         row = {"epoch": epoch, "step": step} | meter.compute("train") | evaluate(recipe, "val", "val")
         rows.append(row)
         state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch, "step": step}
@@ -149,7 +151,10 @@ def fit(recipe: Recipe, out: Path, data_seed: int = 0) -> None:
             torch.save(state, out / "checkpoints" / "best.ckpt")
         torch.save(state, out / "checkpoints" / "last.ckpt")
         write_rows(out / "metrics.csv", rows)
-        report("epoch", epoch=epoch + 1, first_step_at=first_step_at, last_step_at=last_step_at, steps=steps_per_epoch)
+        report(
+            "epoch", epoch=epoch + 1, steps=steps_per_epoch, first_step_at=first[0], last_step_at=last[0],
+            first_step_cpu=first[1], last_step_cpu=last[1],
+        )  # fmt: skip
     report("train_end", best=best)
     model.load_state_dict(torch.load(out / "checkpoints" / "best.ckpt", weights_only=True)["model"])
     rows.append({"epoch": recipe.epochs, "step": step} | evaluate(recipe, "test", "test"))

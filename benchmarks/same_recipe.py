@@ -85,27 +85,30 @@ def epoch_metrics(path: Path) -> dict[tuple[str, int], float]:
     return values
 
 
-def split(events: list[dict], wall: float) -> dict:
-    """Where one process's seconds went, from its ``epoch``/``train_end``/``test_end`` events (see the module doc)."""
-    at = {e["event"]: e["since_start"] for e in events}
+def split(events: list[dict], wall: float, cpu: float) -> dict:
+    """Where one process's seconds went, from its ``epoch``/``train_end``/``test_end`` events (see the module doc):
+    wall seconds, and the same split in process CPU seconds (``cpu_*``), which other jobs hardly move."""
+    at = {e["event"]: e for e in events}
     epochs = sorted((e for e in events if e["event"] == "epoch"), key=lambda e: e["epoch"])
-    ends = [e["first_step_at"] for e in epochs[1:]] + [at["train_end"]]
-    spans = [(e["last_step_at"] - e["first_step_at"]) / e["steps"] for e in epochs]
-    fixed = [end - e["last_step_at"] for e, end in zip(epochs, ends, strict=True)]
-    startup = epochs[0]["first_step_at"]
-    return {
-        "wall": wall,
-        "imports": at["imports"],
-        "startup": startup,
-        "after_startup": wall - startup,
-        "training": at["train_end"] - startup,  # steps + every epoch's fixed cost
-        "steps": sum(e["last_step_at"] - e["first_step_at"] for e in epochs),
-        "step_ms": 1e3 * statistics.median(spans[1:] or spans),  # epoch 1 pays the warm-up
-        "fixed_per_epoch": statistics.median(fixed),
-        "fixed": sum(fixed),
-        "test": at["test_end"] - at["train_end"],
-        "exit": wall - at["test_end"],
-    }
+    out = {}
+    for prefix, clock, total in (("", "since_start", wall), ("cpu_", "cpu", cpu)):
+        first, last = ("first_step_cpu", "last_step_cpu") if prefix else ("first_step_at", "last_step_at")
+        ends = [e[first] for e in epochs[1:]] + [at["train_end"][clock]]
+        spans = [(e[last] - e[first]) / e["steps"] for e in epochs]
+        fixed = [end - e[last] for e, end in zip(epochs, ends, strict=True)]
+        startup = epochs[0][first]
+        out |= {
+            f"{prefix}startup": startup,
+            f"{prefix}after_startup": total - startup,
+            f"{prefix}training": at["train_end"][clock] - startup,  # steps + every epoch's fixed cost
+            f"{prefix}steps": sum(e[last] - e[first] for e in epochs),
+            f"{prefix}step_ms": 1e3 * statistics.median(spans[1:] or spans),  # epoch 1 pays the warm-up
+            f"{prefix}fixed_per_epoch": statistics.median(fixed),
+            f"{prefix}fixed": sum(fixed),
+            f"{prefix}test": at["test_end"][clock] - at["train_end"][clock],
+            f"{prefix}exit": total - at["test_end"][clock],
+        }
+    return out | {"wall": wall, "cpu": cpu, "imports": at["imports"]["since_start"]}
 
 
 def one_run(side: str, experiment: str) -> dict:
@@ -117,7 +120,7 @@ def one_run(side: str, experiment: str) -> dict:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     info = {"side": side, "experiment": experiment, "metrics": metrics, "cpu": res["cpu"]}
-    return info | {"peak_rss_mib": res["peak_rss_mib"]} | split(res["events"], res["wall"])
+    return info | {"peak_rss_mib": res["peak_rss_mib"]} | split(res["events"], res["wall"], res["cpu"])
 
 
 def compare(peer: dict, ours: dict) -> dict:

@@ -24,10 +24,16 @@ SPLIT = (
     ("exit", "exit s", 1),
     ("peak_rss_mib", "peak RSS MiB", 1),
 )
+#: The same split in process CPU seconds.
+SPLIT_CPU = tuple(
+    (f"cpu_{k}", h, sc) for k, h, sc in SPLIT if k in ("startup", "steps", "step_ms", "fixed_per_epoch", "test", "exit")
+)
 #: Paired ratios dlbasics / peer: (key, name, target for the tiny experiments, target for the sprint).
 RATIOS = (
     ("wall", "whole process", "<= 1.5", "<= 1.25"),
     ("cpu", "CPU time", "", ""),
+    ("cpu_after_startup", "CPU after start-up", "", ""),
+    ("cpu_step_ms", "CPU per step", "", ""),
     ("after_startup", "after start-up", "<= 1.25", ""),
     ("training", "training (steps + fixed)", "<= 1.25", ""),
     ("step_ms", "training step", "", ""),
@@ -48,7 +54,9 @@ def summarise(runs: list[dict], checks: list[dict], startup: list[dict], steps: 
     for exp in experiments:
         for side in dict.fromkeys(r["side"] for r in runs):
             rs = [r for r in runs if r["experiment"] == exp and r["side"] == side]
-            absolute[f"{exp}:{side}"] = {k: median_spread([r[k] for r in rs]) for k, *_ in (*SPLIT, *RATIOS)}
+            absolute[f"{exp}:{side}"] = {
+                k: median_spread([r[k] for r in rs]) for k, *_ in (*SPLIT, *SPLIT_CPU, *RATIOS)
+            }
         repeats = sorted({r["repeat"] for r in runs if r["experiment"] == exp})
         pairs = [(by[exp, "dlbasics", i], by[exp, "peer", i]) for i in repeats]
         ratios[exp] = {k: median_spread([d[k] / p[k] for d, p in pairs]) for k, *_ in RATIOS}
@@ -68,8 +76,9 @@ def summarise(runs: list[dict], checks: list[dict], startup: list[dict], steps: 
         for name in commands
     }
     for exp in experiments:
-        start[f"dlbasics fit {exp}: to the first step"] = {"wall": absolute[f"{exp}:dlbasics"]["startup"]}
-        start[f"peer {exp}: to the first step"] = {"wall": absolute[f"{exp}:peer"]["startup"]}
+        for side in ("dlbasics fit", "peer"):
+            a = absolute[f"{exp}:{side.split()[0]}"]
+            start[f"{side} {exp}: to the first step"] = {"wall": a["startup"], "cpu": a["cpu_startup"]}
     raw = {
         case: {k: median_spread([s[k] for s in steps if s["case"] == case]) for k in ("raw_us", "dlbasics_us", "ratio")}
         for case in dict.fromkeys(s["case"] for s in steps)
@@ -107,13 +116,15 @@ def markdown(result: dict) -> list[str]:
         lines.append(f"| {exp} | " + " | ".join(cell(r[k]) for k, *_ in RATIOS) + " |")
     lines += ["", "Targets (issue 22): " + "; ".join(f"{n} {t}" for _, n, t, _ in RATIOS if t)]
     lines += ["(tiny experiments); the sprint's whole process <= 1.25; a training step <= 2x the raw loop's.", ""]
-    lines += ["## Where the seconds go", "", "| run | " + " | ".join(h for _, h, _ in SPLIT) + " |"]
-    lines.append("|---|" + "---:|" * len(SPLIT))
-    for run, a in result["absolute"].items():
-        cells = [cell(a[k], ".0f" if k in ("fixed_per_epoch", "peak_rss_mib") else ".3g", s) for k, _, s in SPLIT]
-        lines.append(f"| {run} | " + " | ".join(cells) + " |")
+    for title, columns in (("Where the seconds go", SPLIT), ("Where the CPU seconds go", SPLIT_CPU)):
+        lines += [f"## {title}", "", "| run | " + " | ".join(h for _, h, _ in columns) + " |"]
+        lines.append("|---|" + "---:|" * len(columns))
+        for run, a in result["absolute"].items():
+            whole = ("fixed_per_epoch", "peak_rss_mib", "cpu_fixed_per_epoch")
+            cells = [cell(a[k], ".0f" if k in whole else ".3g", sc) for k, _, sc in columns]
+            lines.append(f"| {run} | " + " | ".join(cells) + " |")
+        lines.append("")
     lines += [
-        "",
         "start-up: spawn to the first training step; fixed: an epoch's last step to the next epoch's first step",
         "(validation, epoch-end metrics, loggers, checkpoints, callbacks); test: end of training to the end of the",
         "test (dlbasics: with its end-of-fit pictures); exit: the end of the test to the process's exit.",
@@ -124,7 +135,7 @@ def markdown(result: dict) -> list[str]:
         "|---|---:|---:|",
     ]
     for name, r in result["startup"].items():
-        lines.append(f"| {name} | {cell(r['wall'])} | {cell(r['cpu']) if 'cpu' in r else ''} |")
+        lines.append(f"| {name} | {cell(r['wall'])} | {cell(r['cpu'])} |")
     if result["steps_vs_raw_loop"]:
         lines += ["", "## Training step vs a raw loop (`steps.py`, in one process)", ""]
         lines += ["| experiment | raw µs | dlbasics µs | ratio |", "|---|---:|---:|---:|"]

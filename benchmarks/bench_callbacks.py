@@ -27,8 +27,14 @@ IMPORTED = time.time()  # jsonargparse imports this module while parsing: torch 
 
 
 def report(event: str, **fields: Any) -> None:
-    """Print one JSON line ``{"event": …, "since_start": …, …}`` for the benchmark driver."""
-    print(json.dumps({"event": event, "since_start": time.time() - START, **fields}), flush=True)
+    """Print one JSON line ``{"event": …, "since_start": …, …}`` for the benchmark driver (appended to the file
+    ``BENCH_EVENTS`` instead when it is set: ``ablations.py`` gives the run a terminal as its output)."""
+    line = json.dumps({"event": event, "since_start": time.time() - START, **fields})
+    if path := os.environ.get("BENCH_EVENTS"):
+        with open(path, "a") as f:
+            f.write(line + "\n")
+    else:
+        print(line, flush=True)
 
 
 class Phases(L.Callback):

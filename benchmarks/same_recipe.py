@@ -90,6 +90,7 @@ def split(events: list[dict], wall: float, cpu: float) -> dict:
     wall seconds, and the same split in process CPU seconds (``cpu_*``), which other jobs hardly move."""
     at = {e["event"]: e for e in events}
     epochs = sorted((e for e in events if e["event"] == "epoch"), key=lambda e: e["epoch"])
+    end = at.get("test_end") or at.get("fit_end") or at["train_end"]  # a fit without its test
     out = {}
     for prefix, clock, total in (("", "since_start", wall), ("cpu_", "cpu", cpu)):
         first, last = ("first_step_cpu", "last_step_cpu") if prefix else ("first_step_at", "last_step_at")
@@ -105,8 +106,8 @@ def split(events: list[dict], wall: float, cpu: float) -> dict:
             f"{prefix}step_ms": 1e3 * statistics.median(spans[1:] or spans),  # epoch 1 pays the warm-up
             f"{prefix}fixed_per_epoch": statistics.median(fixed),
             f"{prefix}fixed": sum(fixed),
-            f"{prefix}test": at["test_end"][clock] - at["train_end"][clock],
-            f"{prefix}exit": total - at["test_end"][clock],
+            f"{prefix}test": end[clock] - at["train_end"][clock],
+            f"{prefix}exit": total - end[clock],
         }
     return out | {"wall": wall, "cpu": cpu, "imports": at["imports"]["since_start"]}
 

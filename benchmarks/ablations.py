@@ -9,8 +9,9 @@ the console script's own entry point; the baseline goes the same way with no pat
 a variant saves is the baseline's seconds minus its own *in the same round*, summarised over rounds (median,
 min-max), as process CPU seconds (user + system: what other jobs on the machine hardly move) and wall seconds,
 whole and per phase. ``tty*`` variants get a terminal as their output (Rich's live progress bar instead of
-plain lines): compare them with ``tty``, not with the baseline. Each run's files (``lightning_logs/version_0``) and ``metrics.csv`` values are compared with the
-baseline's: ``keeps`` says whether a user would see the same run. Results: ``results/ablations_<experiment>.md``.
+plain lines): compare them with ``tty``, not with the baseline. Each run's files (``lightning_logs/version_0``)
+and ``metrics.csv`` values are compared with the baseline's, so the table says whether a user would see the same
+run. Results: ``results/ablations_<experiment>.{md,json}``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Candidate removals, as patches applied in the process before ``dlbasics`` runs: experiments, not changes.
 
     python benchmarks/ablation_patches.py epoch_metrics+no_nvml_probe fit --config rule_classifier
+    python benchmarks/ablation_patches.py --worker epoch_metrics fit --config rule_classifier   # one fit a line
 
 The first argument names the patches (``+``-joined, ``none`` for none); the rest is a ``dlbasics`` command line,
 run exactly as the console script runs it (:func:`dlbasics.launch.main`). ``benchmarks/ablations.py`` times these
@@ -172,15 +173,59 @@ PATCHES = {
 }  # fmt: skip
 
 
+def worker(argv: list[str]) -> None:
+    """``--worker``: a warm process that runs ``dlbasics <argv>`` once per line on stdin, each time in a fresh
+    directory under the folder the line names, and answers each with one JSON line: the ``bench_callbacks.Timeline``
+    events (seconds since this fit began; ``cpu`` fields: process CPU seconds since then), wall and CPU seconds of
+    the fit, the run's files and its ``metrics.csv``. Imports and first-call costs are paid before the first fit."""
+    import json
+    import shutil
+    import tempfile
+    import time
+    from pathlib import Path
+
+    import bench_callbacks
+
+    import dlbasics.cli
+
+    answer = sys.stdout
+    for line in sys.stdin:
+        work = Path(tempfile.mkdtemp(dir=line.strip()))
+        os.environ["BENCH_EVENTS"] = str(work / "events.jsonl")
+        os.chdir(work)
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (the run's own output: progress lines, tables)
+        start, cpu0 = time.time(), time.process_time()
+        bench_callbacks.START = start
+        try:
+            dlbasics.cli.main(list(argv))
+        finally:
+            sys.stdout.close()
+            sys.stdout = answer
+        wall, cpu = time.time() - start, time.process_time() - cpu0
+        events = [json.loads(e) for e in (work / "events.jsonl").read_text().splitlines()]
+        for e in events:  # process CPU seconds since this fit began
+            e.update({k: v - cpu0 for k, v in e.items() if k == "cpu" or k.endswith("_cpu")})
+        run = work / "lightning_logs" / "version_0"
+        files = sorted(str(p.relative_to(run)) for p in run.rglob("*") if p.is_file()) if run.is_dir() else []
+        csv = (run / "metrics.csv").read_text() if (run / "metrics.csv").is_file() else ""
+        print(json.dumps({"events": events, "wall": wall, "cpu": cpu, "files": files, "csv": csv}), flush=True)
+        os.chdir(work.parent)
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
-    names = [] if sys.argv[1] == "none" else sys.argv[1].split("+")
-    sys.argv[1:] = sys.argv[2:]
+    warm = sys.argv[1] == "--worker"
+    names = [] if sys.argv[1 + warm] == "none" else sys.argv[1 + warm].split("+")
+    sys.argv[1:] = sys.argv[2 + warm :]
     from dlbasics import launch
 
     launch.import_frozen("dlbasics.cli")
     for name in names:
         PATCHES[name]()
-    sys.exit(launch.main())
+    if warm:
+        worker(sys.argv[1:])
+    else:
+        sys.exit(launch.main())
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import os
 import pty
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -66,11 +67,68 @@ def run_variant(name: str, experiment: str) -> dict:
     try:
         res = on_tty(cmd, work) if name.startswith("tty") else spawn(cmd, work)
         run = work / "lightning_logs" / "version_0"
-        files = sorted({re.sub(r"\.\d.*|=.*", "", str(p.relative_to(run))) for p in run.rglob("*") if p.is_file()})
+        files = files_of([str(p.relative_to(run)) for p in run.rglob("*") if p.is_file()])
         metrics = epoch_metrics(run / "metrics.csv") if (run / "metrics.csv").is_file() else {}
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return {"variant": name, "files": files, "metrics": metrics} | split(res["events"], res["wall"], res["cpu"])
+
+
+def files_of(paths: list[str]) -> list[str]:
+    """A run's file names without what changes from run to run (timestamps, host, epoch and step numbers)."""
+    return sorted({re.sub(r"\.\d.*|=.*", "", p) for p in paths})
+
+
+class Worker:
+    """``ablation_patches.py --worker``: one warm process of a variant; :meth:`fit` runs one more fit in it."""
+
+    def __init__(self, name: str, experiment: str) -> None:
+        patches, extra, _ = VARIANTS[name]
+        cmd = [sys.executable, str(HERE / "ablation_patches.py"), "--worker", patches, "fit", "--config", experiment]
+        env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+        self.log = open(RESULTS / "tmp" / f"{name}.stderr", "w")  # noqa: SIM115
+        args = [*cmd, "--trainer.callbacks+=bench_callbacks.Timeline", *extra]
+        self.proc = subprocess.Popen(
+            args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True, env=env
+        )
+        self.name = name
+
+    def fit(self) -> dict:
+        self.proc.stdin.write(f"{RESULTS / 'tmp'}\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(
+                f"worker {self.name} died: {(RESULTS / 'tmp' / f'{self.name}.stderr').read_text()[-2000:]}"
+            )
+        res = json.loads(line)
+        with tempfile.NamedTemporaryFile("w", suffix=".csv") as f:
+            f.write(res["csv"])
+            f.flush()
+            metrics = epoch_metrics(Path(f.name)) if res["csv"] else {}
+        info = {"variant": self.name, "files": files_of(res["files"]), "metrics": metrics}
+        return info | split(res["events"], res["wall"], res["cpu"])
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait()
+        self.log.close()
+
+
+def warm_runs(names: list[str], experiment: str, rounds: int, group: int) -> list[dict]:
+    """Variants in warm worker processes, ``group`` at a time (the baseline in every group), fits interleaved;
+    round 0 is not counted (its fit pays the first calls). Rounds are keyed (group, round) for the pairing."""
+    runs, others = [], [n for n in names if n != "baseline" and not n.startswith("tty")]
+    for g in range(0, len(others), group - 1):
+        workers = [Worker(n, experiment) for n in ["baseline", *others[g : g + group - 1]]]
+        for i in range(rounds + 1):
+            for w in workers[i % len(workers) :] + workers[: i % len(workers)]:
+                r = w.fit() | {"round": f"{g}.{i}"}
+                print(f"group {g} round {i} {w.name}: CPU {r['cpu']:.2f} s, wall {r['wall']:.2f} s", flush=True)
+                runs += [r] if i else []
+        for w in workers:
+            w.close()
+    return runs
 
 
 def on_tty(cmd: list[str], cwd: Path) -> dict:
@@ -140,7 +198,8 @@ def summarise(runs: list[dict], experiment: str) -> dict:
 
 def markdown(result: dict) -> str:
     lines = [
-        f"# Candidate removals: `dlbasics fit --config {result['experiment']}` ({result['rounds']} rounds)",
+        f"# Candidate removals: `dlbasics fit --config {result['experiment']}` ({result['rounds']} rounds"
+        + (", warm processes: no interpreter start, imports or first calls)" if result.get("warm") else ")"),
         "",
         f"{result['machine']['cpu']}, {result['machine']['cores']} cores · {result['machine']['date']} · "
         "saved = baseline - variant in the same round, median (min-max); CPU: process user+system seconds.",
@@ -172,18 +231,23 @@ def main() -> None:
     parser.add_argument("experiment")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--only", help="comma-separated variants (the baseline is always run)")
+    warm = "fits in warm worker processes (no interpreter start, imports or first calls): steadier figures"
+    parser.add_argument("--warm", action="store_true", help=warm)
+    parser.add_argument("--group", type=int, default=5, help="--warm: worker processes at a time (~1 GB each)")
     args = parser.parse_args()
     names = ["baseline", *(n for n in (args.only.split(",") if args.only else VARIANTS) if n != "baseline")]
     (RESULTS / "tmp").mkdir(parents=True, exist_ok=True)
     runs = []
-    for i in range(args.rounds + 1):  # round 0 warms the caches and is not counted
+    for i in range(0 if args.warm else args.rounds + 1):  # round 0 warms the caches and is not counted
         order = names[i % len(names) :] + names[: i % len(names)]
         for name in order:
             r = run_variant(name, args.experiment) | {"round": i}
             print(f"round {i} {name}: CPU {r['cpu']:.2f} s, wall {r['wall']:.2f} s", flush=True)
             runs += [r] if i else []
-    result = summarise(runs, args.experiment)
-    stem = RESULTS / f"ablations_{args.experiment}"
+    if args.warm:
+        runs = warm_runs(names, args.experiment, args.rounds, args.group)
+    result = summarise(runs, args.experiment) | {"warm": args.warm}
+    stem = RESULTS / f"ablations_{args.experiment}{'_warm' if args.warm else ''}"
     stem.with_suffix(".json").write_text(
         json.dumps(result | {"runs": [{k: v for k, v in r.items() if k != "metrics"} for r in runs]}, indent=1)
     )

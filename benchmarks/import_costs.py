@@ -43,7 +43,7 @@ def chain(rows: list[tuple[int, int, int, str]], package: str) -> list[str]:
                 if d == want:
                     path.append(parent)
                     want -= 1
-            return path[::-1]
+            return list(dict.fromkeys(path[::-1]))  # a package's __init__ may be listed around its submodules
     return []
 
 
@@ -52,7 +52,7 @@ def main() -> None:
     parser.add_argument("--module", default="dlbasics.cli")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--top", type=int, default=18)
-    parser.add_argument("--why", nargs="*", default=["matplotlib", "tensorboard", "rich", "torchmetrics"])
+    parser.add_argument("--why", nargs="*", default=["matplotlib", "torchvision", "sympy", "triton", "tensorboard"])
     args = parser.parse_args()
     runs = [importtime(args.module) for _ in range(args.repeats)]
     packages = [by_package(r) for r in runs]

@@ -81,15 +81,14 @@ def read(raw: Path) -> Counter:
     return counts
 
 
-def record(experiment: str, rate: int, raw: Path, extra: list[str]) -> float:
-    """Run ``dlbasics fit --config experiment`` under py-spy in a fresh directory; return its wall seconds."""
+def record(experiment: str, rate: int, raw: Path, extra: list[str]) -> None:
+    """Run ``dlbasics fit --config experiment`` under py-spy in a fresh directory."""
     cmd = [str(BIN / "py-spy"), "record", "-r", str(rate), "--nonblocking", "-f", "raw", "-o", str(raw), "--"]
     cmd += [str(BIN / "dlbasics"), "fit", "--config", experiment, *extra]
     with tempfile.TemporaryDirectory() as tmp:
         out = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, env={**os.environ})
     if out.returncode:
         sys.exit(out.stderr[-2000:])
-    return float(re.search(r"Samples: (\d+)", out.stderr).group(1)) / rate
 
 
 def main() -> None:

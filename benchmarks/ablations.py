@@ -1,7 +1,8 @@
 """What each candidate removal would save in a ``dlbasics fit`` run: whole processes, interleaved, paired.
 
     python benchmarks/ablations.py rule_classifier [--rounds 4] [--only baseline,no_pictures]
-    python benchmarks/ablations.py linear_regression --rounds 3
+    python benchmarks/ablations.py rule_classifier --warm --rounds 6       # steadier: fits in warm processes
+    python benchmarks/ablations.py rule_classifier --only tty,tty_bar_every_10 --tag tty
 
 Every variant is one ``dlbasics fit --config <experiment>`` process (``ablation_patches.py``: patches applied, then
 the console script's own entry point; the baseline goes the same way with no patch), with the
@@ -234,6 +235,7 @@ def main() -> None:
     warm = "fits in warm worker processes (no interpreter start, imports or first calls): steadier figures"
     parser.add_argument("--warm", action="store_true", help=warm)
     parser.add_argument("--group", type=int, default=5, help="--warm: worker processes at a time (~1 GB each)")
+    parser.add_argument("--tag", default="", help="appended to the results' file name (e.g. tty)")
     args = parser.parse_args()
     names = ["baseline", *(n for n in (args.only.split(",") if args.only else VARIANTS) if n != "baseline")]
     (RESULTS / "tmp").mkdir(parents=True, exist_ok=True)
@@ -247,7 +249,7 @@ def main() -> None:
     if args.warm:
         runs = warm_runs(names, args.experiment, args.rounds, args.group)
     result = summarise(runs, args.experiment) | {"warm": args.warm}
-    stem = RESULTS / f"ablations_{args.experiment}{'_warm' if args.warm else ''}"
+    stem = RESULTS / f"ablations_{args.experiment}{'_warm' if args.warm else ''}{'_' + args.tag if args.tag else ''}"
     stem.with_suffix(".json").write_text(
         json.dumps(result | {"runs": [{k: v for k, v in r.items() if k != "metrics"} for r in runs]}, indent=1)
     )

@@ -7,7 +7,8 @@ the best-by-validation checkpoint on the test split), each with ``since_start``:
 spawned the process (``BENCH_SPAWN_TIME``), so interpreter start-up, imports and data loading count.
 It only observes: it never evaluates the test split itself, so what it reports is the CLI's own
 test-after-fit result. ``EpochReport`` (``benchmarks/steps.py``, ``benchmarks/malloc.py``) prints one line per
-training epoch: seconds, samples, minor page faults.
+training epoch: seconds, samples, minor page faults. ``Timeline`` (``benchmarks/same_recipe.py``) prints the
+epoch boundaries that ``benchmarks/peer_same_recipe.py`` prints, so the two split the same way.
 """
 
 from __future__ import annotations
@@ -26,8 +27,14 @@ IMPORTED = time.time()  # jsonargparse imports this module while parsing: torch 
 
 
 def report(event: str, **fields: Any) -> None:
-    """Print one JSON line ``{"event": …, "since_start": …, …}`` for the benchmark driver."""
-    print(json.dumps({"event": event, "since_start": time.time() - START, **fields}), flush=True)
+    """Print one JSON line ``{"event": …, "since_start": …, …}`` for the benchmark driver (appended to the file
+    ``BENCH_EVENTS`` instead when it is set: ``ablations.py`` gives the run a terminal as its output)."""
+    line = json.dumps({"event": event, "since_start": time.time() - START, **fields})
+    if path := os.environ.get("BENCH_EVENTS"):
+        with open(path, "a") as f:
+            f.write(line + "\n")
+    else:
+        print(line, flush=True)
 
 
 class Phases(L.Callback):
@@ -90,6 +97,45 @@ class Phases(L.Callback):
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         report("test_end", test_acc=_metric(trainer, "test/acc"))
+
+
+class Timeline(L.Callback):
+    """The same JSON lines as ``peer_same_recipe.py`` prints, for ``same_recipe.py``: ``epoch`` (the start of its
+    first and the end of its last training step, as ``since_start``), ``train_end``, ``fit_end``, ``test_end``.
+
+    What lies between an epoch's last step and the next epoch's first step (or ``train_end``) is the epoch's
+    fixed cost: validation, epoch-end metrics, loggers, checkpoints, callbacks. Each time also as process CPU
+    seconds (``cpu``, ``*_cpu``), which other jobs on the machine hardly move. Two clock reads per step.
+    """
+
+    def __init__(self) -> None:
+        report("imports", imported=IMPORTED - START, cpu=time.process_time())
+        self.first = self.last = (0.0, 0.0)  # (since_start, process CPU seconds)
+        self.steps = 0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if batch_idx == 0:
+            self.first, self.steps = (time.time() - START, time.process_time()), 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.last = (time.time(), time.process_time())
+        self.steps += 1
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        (first, first_cpu), (last, last_cpu) = self.first, self.last
+        report(
+            "epoch", epoch=trainer.current_epoch + 1, steps=self.steps, first_step_at=first, last_step_at=last - START,
+            first_step_cpu=first_cpu, last_step_cpu=last_cpu,
+        )  # fmt: skip
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        report("train_end", cpu=time.process_time())
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        report("fit_end", cpu=time.process_time())
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        report("test_end", cpu=time.process_time())
 
 
 def _metric(trainer: L.Trainer, name: str) -> float | None:

@@ -26,15 +26,19 @@ class Progress(RichProgressBar):
     """Rich's live bar in a terminal; one plain line per epoch otherwise (logs and CI, where a bar is noise).
 
     The line of epoch E is printed when epoch E+1 starts (or training ends): the LightningModule logs its
-    epoch metrics after the callbacks' ``on_train_epoch_end``, so only then are they all known.
+    epoch metrics after the callbacks' ``on_train_epoch_end``, so only then are they all known. The live bar is
+    redrawn every ``every`` batches and at the last: redrawing it each batch cost a tiny model's run more than a
+    second (``benchmarks/results/same_recipe_profile.md``).
 
     Args:
         live: ``True``: always the live bar; ``False``: always plain lines; ``None``: a bar when stdout is a terminal.
+        every: Redraw the live bar every this many batches.
     """
 
-    def __init__(self, live: bool | None = None) -> None:
+    def __init__(self, live: bool | None = None, every: int = 10) -> None:
         super().__init__()
         self.live = sys.stdout.isatty() if live is None else live
+        self.every = every
         self.lines = True
         self.start = time.perf_counter()
         self.pending: str | None = None
@@ -65,6 +69,14 @@ class Progress(RichProgressBar):
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_end(trainer, pl_module)
         self._flush(trainer)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.is_enabled and ((batch_idx + 1) % self.every == 0 or batch_idx + 1 == self.total_train_batches):
+            super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int, dataloader_idx=0) -> None:
+        if self.is_enabled and (batch_idx + 1) % self.every == 0:
+            super().on_validation_batch_end(trainer, pl_module, outputs, batch, batch_idx, dataloader_idx)
 
     def _flush(self, trainer: L.Trainer) -> None:
         if self.pending and not self.live and self.lines and trainer.is_global_zero:

@@ -185,8 +185,8 @@ class SaveConfig(SaveConfigCallback):
     wandb_run_id: str | None = None
 
     def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        text = self.parser.dump(self.config)
-        config = redact(yaml.safe_load(text))
+        written = run_dir(trainer) / self.config_filename  # config.yaml, just written: not dumped and checked again
+        config = redact(yaml.safe_load(written.read_text() if written.is_file() else self.parser.dump(self.config)))
         for logger in trainer.loggers:
             if isinstance(logger, _LightningWandbLogger):
                 run = logger.experiment

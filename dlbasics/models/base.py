@@ -93,8 +93,10 @@ class Experiment(L.LightningModule, ABC):
         super().__init__()
         self.optimizer, self.lr_scheduler = optimizer, lr_scheduler
         # Per stage: the mean loss (MeanMetric weights every sample equally and syncs exactly across DDP ranks) and
-        # its own copy of the metrics, logged as {stage}/...
+        # its own copy of the metrics, logged as {stage}/..., updated once per epoch with the outputs the stage kept
+        # (an update per step cost ~0.4 ms, more than a tiny model's forward and backward together).
         self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
+        self.kept: dict[str, list[tuple[Tensor, Tensor]]] = {"train": [], "val": [], "test": []}
         self.train_metrics = metrics.clone(prefix="train/") if metrics else None
         self.val_metrics = metrics.clone(prefix="val/") if metrics else None
         self.test_metrics = metrics.clone(prefix="test/") if metrics else None
@@ -124,14 +126,14 @@ class Experiment(L.LightningModule, ABC):
         return loss
 
     def _shared_step(self, batch: tuple[Tensor, ...], stage: str) -> tuple[Tensor, Tensor]:
-        """Loss and output of a batch; updates the stage's metric objects (logged once per epoch)."""
+        """Loss and output of a batch; updates the stage's mean loss and keeps the output for its metrics."""
         x, y = batch[0], batch[1]
         output = self(x)
         loss = self.compute_loss(output, y)
         mean_loss, metrics = self.stage_metrics(stage)
         mean_loss.update(self.reported_loss(loss.detach()), len(y))
         if metrics is not None:
-            metrics.update(self.metric_preds(output.detach()), y)
+            self.kept[stage].append((output.detach(), y))
         return loss, output.detach()
 
     def _log_epoch(self, stage: str) -> None:
@@ -139,7 +141,10 @@ class Experiment(L.LightningModule, ABC):
         # bookkeeping out of the hot loop; Lightning computes (synced across ranks) and resets them.
         mean_loss, metrics = self.stage_metrics(stage)
         self.log(f"{stage}/loss", mean_loss, prog_bar=True)
-        if metrics is not None:
+        if metrics is not None and self.kept[stage]:
+            outputs, targets = (torch.cat(t) for t in zip(*self.kept[stage], strict=True))
+            self.kept[stage] = []
+            metrics.update(self.metric_preds(outputs), targets)
             self.log_dict(metrics, prog_bar=stage != "train")
 
     def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:

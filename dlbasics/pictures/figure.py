@@ -8,8 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from PIL import Image
 
 from dlbasics.runs import atomic_write, run_dir
 
@@ -18,7 +21,8 @@ def log_figure(trainer: L.Trainer, name: str, fig: Figure) -> Path | None:
     """Save ``fig`` as ``<run dir>/<name>.png`` and log it to every logger that shows images.
 
     Only global rank 0 writes; other ranks, and ``fast_dev_run`` smoke tests, return ``None``. ``name`` may
-    hold ``/`` (e.g. ``test/confusion_matrix``): the PNG goes to ``<run dir>/test_confusion_matrix.png``.
+    hold ``/`` (e.g. ``test/confusion_matrix``): the PNG goes to ``<run dir>/test_confusion_matrix.png``. The figure
+    is drawn once (at 100 dpi): the PNG and TensorBoard's image are the same pixels.
 
     Returns:
         The PNG's path on rank 0.
@@ -26,11 +30,15 @@ def log_figure(trainer: L.Trainer, name: str, fig: Figure) -> Path | None:
     if not trainer.is_global_zero or trainer.fast_dev_run:
         return None
     path = run_dir(trainer) / f"{name.replace('/', '_')}.png"  # trainer.log_dir is a collective
+    fig.set_dpi(100)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    rgba = np.asarray(canvas.buffer_rgba())
     with atomic_write(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
+        Image.fromarray(rgba).save(tmp, format="png")
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
-            logger.experiment.add_figure(name, fig, global_step=trainer.global_step, close=False)
+            logger.experiment.add_image(name, rgba[..., :3], global_step=trainer.global_step, dataformats="HWC")
             logger.experiment.flush()
         elif isinstance(logger, WandbLogger):
             logger.log_image(key=name, images=[str(path)], step=trainer.global_step)

@@ -27,6 +27,8 @@ import sys
 import time
 from pathlib import Path
 
+from same_recipe_report import MARK
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results"
@@ -259,7 +261,10 @@ def write_outputs(result: dict) -> None:
     for kind, metrics in result["absolute"].items():
         for metric, r in metrics.items():
             lines.append(f"| {kind} | {metric} | {spread_cells(r, '.4g', n=False)} |")
-    (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
+    kept = ""  # same_recipe.py's section of results.md stays
+    if (RESULTS / f"{name}.md").is_file() and MARK in (RESULTS / f"{name}.md").read_text():
+        kept = "\n" + MARK + (RESULTS / f"{name}.md").read_text().split(MARK, 1)[1]
+    (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n" + kept)
     chart(result, RESULTS / f"{name}.png")
 
 

@@ -154,8 +154,19 @@ def markdown(result: dict) -> list[str]:
 
 
 def write_outputs(result: dict, folder: Path) -> str:
+    """``same_recipe[_quick].{json,md}``; a full run also becomes the same-recipe section of ``results.md``."""
     name = "same_recipe_quick" if result["quick"] else "same_recipe"
     (folder / f"{name}.json").write_text(json.dumps(result, indent=1))
     text = "\n".join(markdown(result)) + "\n"
     (folder / f"{name}.md").write_text(text)
+    if not result["quick"]:
+        section = text.replace("# Same recipe:", "## Same recipe:", 1).replace("\n## ", "\n### ")
+        section = section.replace("### Same recipe:", "## Same recipe:", 1)
+        results = folder / "results.md"
+        before = results.read_text().split(MARK)[0].rstrip() if results.is_file() else "# dlbasics benchmarks"
+        results.write_text(f"{before}\n\n{MARK}\n{section}")
     return text
+
+
+#: Where the same-recipe section of ``results.md`` starts (``benchmarks/run.py`` writes what comes before it).
+MARK = "<!-- same_recipe.py writes from here on -->"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -90,3 +92,23 @@ class HardExit(Callback):
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         if trainer.current_epoch == self.epoch:
             os._exit(137)
+
+
+#: What a plain run must never print (third-party tips, deprecations, warnings, Lightning's repeated notices).
+NOISE = ("Tip", "deprecated", "Warning", "warn(", "Total FLOPs: 0", "dirpath has changed", "stopped", "not supported")
+
+
+def quiet_console(cwd: Path, *args: str) -> str:
+    """Run ``dlbasics *args`` with every warning shown; assert it succeeds without :data:`NOISE`; its console."""
+    env = {**os.environ, "PYTHONWARNINGS": "default", "PYTHONUNBUFFERED": "1"}  # every warning shown, in order
+    proc = subprocess.run([sys.executable, "-m", "dlbasics", *args], cwd=cwd, env=env, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    for noise in NOISE:
+        assert noise not in proc.stdout, (noise, proc.stdout)
+    return proc.stdout
+
+
+def assert_in_order(console: str, markers: list[str]) -> None:
+    positions = [console.index(marker) for marker in markers]
+    assert positions == sorted(positions), console

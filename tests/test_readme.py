@@ -1,5 +1,6 @@
 """README is true: every `dlbasics …` command it shows parses as written, the documented fish-book-on-Fashion-MNIST
-command runs, the pictures it lists per config are the ones the config's callbacks draw, `--help` lists `export`."""
+command starts (it runs to the end in test_scratch_vs_mlp.py), the pictures it lists per config are the ones the
+config's callbacks draw, `--help` lists `export`."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import CONFIGS, ROOT, read_metrics
+from helpers import CONFIGS, ROOT
 
 from dlbasics.data.idx import DEBIAN_FASHION_MNIST
 
@@ -45,13 +46,6 @@ def test_every_readme_command_parses_as_written(command, monkeypatch, printed):
 @FASHION
 def test_the_fish_book_net_on_fashion_mnist_starts_as_documented(cli):
     cli("fit", "--config", "mnist_mlp_fishbook", "--data.dataset", "fashion_mnist", "--trainer.fast_dev_run", "2")
-
-
-@pytest.mark.slow
-@FASHION
-def test_the_fish_book_net_on_fashion_mnist_as_documented(cli):
-    run = cli("fit", "--config", "mnist_mlp_fishbook", "--data.dataset", "fashion_mnist")  # verbatim
-    assert read_metrics(run)["test/acc"][-1] >= 0.84  # README: 0.8525
 
 
 def drawn(config: str) -> set[str]:

@@ -15,7 +15,7 @@ from dlbasics.cli import main
 from dlbasics.models import LinearRegression
 
 RULE = CONFIGS / "rule_classifier.yaml"
-EPOCHS = 20
+EPOCHS = 12
 SHORT = ["--trainer.max_epochs", str(EPOCHS), "--data.num_train", "2000", "--trainer.enable_progress_bar", "false"]
 DLBASICS = [sys.executable, "-m", "dlbasics"]
 
@@ -24,28 +24,36 @@ def weights(ckpt: Path) -> dict[str, torch.Tensor]:
     return torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
 
 
-@pytest.mark.parametrize("killed_in", [3, 11])
-def test_resume_after_a_hard_crash_matches_uninterrupted_run(tmp_path, killed_in):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(Path(__file__).parent)}
-    full = subprocess.run([*DLBASICS, "fit", "--config", RULE, *SHORT], cwd=tmp_path, env=env, capture_output=True)
-    assert full.returncode == 0, full.stderr[-2000:]
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(Path(__file__).parent)}
 
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> Path:
+    """The run never killed, as a process of its own: what every resumed run must end at."""
+    root = tmp_path_factory.mktemp("uninterrupted")
+    full = subprocess.run([*DLBASICS, "fit", "--config", RULE, *SHORT], cwd=root, env=ENV, capture_output=True)
+    assert full.returncode == 0, full.stderr[-2000:]
+    return root / "lightning_logs/version_0"
+
+
+@pytest.mark.parametrize("killed_in", [3, EPOCHS - 1])
+def test_resume_after_a_hard_crash_matches_uninterrupted_run(tmp_path, uninterrupted, killed_in):
     crash = ["--trainer.callbacks+=helpers.HardExit", "--trainer.callbacks.epoch", str(killed_in)]
-    victim = subprocess.run([*DLBASICS, "fit", "--config", RULE, *SHORT, *crash], cwd=tmp_path, env=env)
+    victim = subprocess.run([*DLBASICS, "fit", "--config", RULE, *SHORT, *crash], cwd=tmp_path, env=ENV)
     assert victim.returncode == 137, "the crash callback did not fire"
-    last = tmp_path / "lightning_logs/version_1/checkpoints/last.ckpt"
+    last = tmp_path / "lightning_logs/version_0/checkpoints/last.ckpt"
     assert torch.load(last, map_location="cpu", weights_only=True)["epoch"] == killed_in - 1
 
     resumed = subprocess.run([*DLBASICS, "fit", "--config", RULE, *SHORT, "--ckpt_path", "last"], cwd=tmp_path,
-                             env=env, capture_output=True, text=True)  # fmt: skip
+                             env=ENV, capture_output=True, text=True)  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     runs = tmp_path / "lightning_logs"
-    assert (runs / "version_2").is_dir()  # the resumed run never overwrites the killed one
-    a, b = weights(runs / "version_0/checkpoints/last.ckpt"), weights(runs / "version_2/checkpoints/last.ckpt")
+    assert (runs / "version_1").is_dir()  # the resumed run never overwrites the killed one
+    a, b = weights(uninterrupted / "checkpoints/last.ckpt"), weights(runs / "version_1/checkpoints/last.ckpt")
     assert a.keys() == b.keys() and a
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6)
-    full_metrics, resumed_metrics = read_metrics(runs / "version_0"), read_metrics(runs / "version_2")
+    full_metrics, resumed_metrics = read_metrics(uninterrupted), read_metrics(runs / "version_1")
     for key in ("val/loss", "val/acc", "train/loss"):
         assert resumed_metrics[key][-1] == pytest.approx(full_metrics[key][-1], abs=1e-6), key
 

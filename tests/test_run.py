@@ -17,7 +17,7 @@ import lightning as L
 import pytest
 import torch
 import yaml
-from helpers import CONFIGS, read_metrics
+from helpers import CONFIGS, assert_in_order, quiet_console, read_metrics
 
 from dlbasics.callbacks import FiniteLossGuard
 from dlbasics.data.mnist import DEBIAN_FASHION_MNIST
@@ -86,26 +86,6 @@ def test_a_refused_run_leaves_no_directory_and_takes_no_version(cli, refused, tm
     assert cli("fit", "--config", RULE, "--trainer.max_epochs", "1", *SMALL).name == "version_0"
 
 
-#: What a plain run must never print (third-party tips, deprecations, warnings, Lightning's repeated notices).
-NOISE = ("Tip", "deprecated", "Warning", "warn(", "Total FLOPs: 0", "dirpath has changed", "stopped", "not supported")
-
-
-def quiet_console(cwd: Path, *args: str) -> str:
-    """Run ``dlbasics *args`` with every warning shown; assert it succeeds without :data:`NOISE`; its console."""
-    env = {**os.environ, "PYTHONWARNINGS": "default", "PYTHONUNBUFFERED": "1"}  # every warning shown, in order
-    proc = subprocess.run([*DLBASICS, *args], cwd=cwd, env=env, text=True, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, timeout=300)  # fmt: skip
-    assert proc.returncode == 0, proc.stdout[-2000:]
-    for noise in NOISE:
-        assert noise not in proc.stdout, (noise, proc.stdout)
-    return proc.stdout
-
-
-def assert_in_order(console: str, markers: list[str]) -> None:
-    positions = [console.index(marker) for marker in markers]
-    assert positions == sorted(positions), console
-
-
 def test_plain_fit_console_is_quiet_and_in_order(tmp_path):
     console = quiet_console(tmp_path, "fit", "--config", "linear_regression")
     assert console.count("epoch 3/3 ") == 1
@@ -121,14 +101,6 @@ def test_the_sprint_console_is_quiet_too(tmp_path):
     assert "Sanity" not in console
     order = ["Seed set to 42", "bfloat16", "Total FLOPs", "epoch 1/1 ", "Loaded model weights", "test/acc"]
     assert_in_order(console, order)
-
-
-def test_the_ddp_console_is_quiet_too(tmp_path):
-    """Spawned workers: no LeafSpec deprecations, no jsonargparse notices, no CSV "log files will be deleted"."""
-    console = quiet_console(tmp_path, "fit", "--config", "rule_classifier", "--config", "trainer/ddp_cpu",
-                            "--trainer.max_epochs", "1", "--trainer.log_every_n_steps", "5", *SMALL)  # fmt: skip
-    assert "Previous log files" not in console and "LeafSpec" not in console and "JSONARGPARSE" not in console
-    assert_in_order(console, ["Seed set to 42", "MEMBER: 2/2", "epoch 1/1 ", "test/acc"])
 
 
 def test_the_console_entry_points_import_with_the_collector_paused_then_frozen():

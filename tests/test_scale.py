@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import CONFIGS, fixture_data, read_metrics
+from helpers import CONFIGS, assert_in_order, fixture_data, latest_run, quiet_console, read_metrics
 
 from dlbasics.data.memory import InMemoryLoader
 
@@ -25,10 +25,15 @@ def assert_same_run(single, ddp, keys) -> None:
             assert a == pytest.approx(b, abs=1e-5), (key, one[key], two[key])
 
 
-def test_rule_classifier_ddp_matches_single_process(cli):
+def test_rule_classifier_ddp_matches_single_process_and_is_as_quiet(cli, tmp_path):
     args = ("fit", "--config", CONFIGS / "rule_classifier.yaml", "--trainer.max_epochs", "2")
     single = cli(*args)
-    ddp = cli(*args, "--config", DDP_CPU)
+    # As a user runs it, every warning shown: spawned workers print no LeafSpec deprecations, no jsonargparse
+    # notices, no CSV "log files will be deleted"
+    console = quiet_console(tmp_path, *map(str, args), "--config", str(DDP_CPU))
+    assert "Previous log files" not in console and "LeafSpec" not in console and "JSONARGPARSE" not in console
+    assert_in_order(console, ["Seed set to 42", "MEMBER: 2/2", "epoch 2/2 ", "test/acc"])
+    ddp = latest_run(tmp_path / "lightning_logs")
     # The training epoch means too: per step, 1 and 2 processes' losses agree within 1.2e-7 and the epoch means
     # within 1e-7 (float32 accumulation in MeanMetric). Rounding cannot move them further: perturbing the initial
     # weights by 1e-5 (relative) moves the first epoch's mean train loss by < 1e-7, by 1e-3 only < 1e-5.

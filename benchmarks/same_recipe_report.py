@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from run import machine, median_spread
+from run import MARK, machine, median_spread
 
 #: Columns of a run's split, in the order of the tables: (key, header, scale to the shown unit).
 SPLIT = (
@@ -166,7 +166,3 @@ def write_outputs(result: dict, folder: Path) -> str:
         before = results.read_text().split(MARK)[0].rstrip() if results.is_file() else "# dlbasics benchmarks"
         results.write_text(f"{before}\n\n{MARK}\n{section}")
     return text
-
-
-#: Where the same-recipe section of ``results.md`` starts (``benchmarks/run.py`` writes what comes before it).
-MARK = "<!-- same_recipe.py writes from here on -->"

@@ -32,7 +32,7 @@ import dlbasics.data
 import dlbasics.models  # noqa: F401  (registers the classes so short names resolve)
 from dlbasics import __version__, checkpoints, console
 from dlbasics.callbacks import DEFAULTS, LOGGERS, as_config
-from dlbasics.checkpoints import open_checkpoint
+from dlbasics.checkpoints import open_checkpoint, plain
 from dlbasics.dashboards import SaveConfig, resume_wandb_run, wandb_loggers
 from dlbasics.resources import expand_config_args, experiment_names
 from dlbasics.runs import SHAPES, STATISTICS, discard_run, keep_rows, read_csv_rows, run_dir
@@ -187,7 +187,7 @@ class DLBasicsCLI(LightningCLI):
             if stored.get(name) is None or self.datamodule is None or not hasattr(self.datamodule, name):
                 continue
             value = getattr(self.datamodule, name)
-            if _plain(value) != _plain(stored[name]):
+            if plain(value) != plain(stored[name]):
                 shown = lambda v: ", ".join(map(str, v[:3])) + ", …" if isinstance(v, list) else v  # noqa: E731
                 raise ValueError(
                     f"the checkpoint's model takes {name} {shown(stored[name])} but the config's data "
@@ -260,13 +260,6 @@ def skip_nvml_probe() -> None:
             ctypes.CDLL("libnvidia-ml.so.1")
         except OSError:
             os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "0"
-
-
-def _plain(value: Any) -> Any:
-    """``value`` with tuples as lists and whole floats as ints, for comparing a checkpoint's values with the data's."""
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def main(args: list[str] | None = None) -> None:

@@ -106,23 +106,14 @@ def experiments() -> list[Stop]:
 
 def pick_data(exp: Stop, quick: bool) -> tuple[str, list[str], str] | str:
     """The first dataset option whose files exist (or download), as (label, CLI args, config); else why not."""
-    from dlbasics.data.mnist import DEBIAN_FASHION_MNIST, locate_split
+    from dlbasics.data.mnist import first_available
 
-    reasons = []
-    for label, dataset, full, short in exp.data:
-        root = DEBIAN_FASHION_MNIST if dataset == "fashion_mnist" and Path(DEBIAN_FASHION_MNIST).is_dir() else "data"
-        try:
-            for train in (True, False):
-                locate_split(root, dataset, train, download=dataset == "mnist")
-        except (OSError, RuntimeError, ValueError) as err:
-            reasons.append(f"{label}: {err}")
-            continue
-        return (
-            label,
-            ["--data.dataset", dataset, "--data.root", root, "--data.download", "false"],
-            short if quick else full,
-        )
-    return "skipped: " + " | ".join(reasons)
+    picked = first_available(tuple(dataset for _, dataset, _, _ in exp.data))
+    if isinstance(picked, str):
+        return picked
+    label, args = picked
+    full, short = next((full, short) for name, _, full, short in exp.data if name == label)
+    return label, args, short if quick else full
 
 
 def loggers(tour_dir: Path) -> str:

@@ -185,6 +185,23 @@ class MNISTDataModule(InMemoryDataModule):
         return (x, *rest)
 
 
+def first_available(datasets: tuple[str, ...] = ("mnist", "fashion_mnist")) -> tuple[str, list[str]] | str:
+    """The first of ``datasets`` whose files this machine has (MNIST may be downloaded into ``data``), as its name
+    ("MNIST", "Fashion-MNIST") and the CLI arguments that use it; else one line saying why none could be had."""
+    reasons = []
+    for dataset in datasets:
+        name = DATASETS[dataset].__name__.replace("Fashion", "Fashion-")
+        root = MNISTDataModule(dataset=dataset).root
+        try:
+            for train in (True, False):
+                locate_split(root, dataset, train, download=dataset == "mnist")
+        except (OSError, RuntimeError, ValueError) as err:
+            reasons.append(f"{name}: {err}")
+            continue
+        return name, ["--data.dataset", dataset, "--data.root", root, "--data.download", "false"]
+    return "skipped: " + " | ".join(reasons)
+
+
 def pixel_stats(images: Tensor) -> tuple[float, float]:
     """Mean and standard deviation of the pixels of uint8 ``images`` scaled to [0, 1] (exact, via a histogram)."""
     counts = torch.bincount(images.flatten().cpu(), minlength=256).double()

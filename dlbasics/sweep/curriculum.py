@@ -71,19 +71,9 @@ NAMES = [c.study for c in COMPARISONS]
 
 def data_args() -> tuple[str, list[str]] | str:
     """MNIST when its files are there, else Fashion-MNIST: (label, CLI arguments), or why neither is."""
-    from dlbasics.data.mnist import DEBIAN_FASHION_MNIST, locate_split
+    from dlbasics.data.mnist import first_available
 
-    reasons = []
-    for label, dataset in (("MNIST", "mnist"), ("Fashion-MNIST", "fashion_mnist")):
-        root = DEBIAN_FASHION_MNIST if dataset == "fashion_mnist" and Path(DEBIAN_FASHION_MNIST).is_dir() else "data"
-        try:
-            for train in (True, False):
-                locate_split(root, dataset, train, download=dataset == "mnist")
-        except (OSError, RuntimeError, ValueError) as err:
-            reasons.append(f"{label}: {err}")
-            continue
-        return label, ["--data.dataset", dataset, "--data.root", root, "--data.download", "false"]
-    return "skipped: " + " | ".join(reasons)
+    return first_available()
 
 
 def read_trials(sweep_dir: Path) -> list[dict[str, str]]:

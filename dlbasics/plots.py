@@ -61,11 +61,10 @@ def learning_curves_figure(rows: Sequence[Mapping[str, float]], title: str = "")
     fig = new_figure(4.5 * len(names), 3.5)
     for ax, name in zip(fig.subplots(1, len(names), squeeze=False)[0], names, strict=True):
         values = []
-        stages = [("train", "-o", "train (epoch mean)"), ("val", "--s", "val")]
+        stages = [(f"train/{name}", "-o", "train (epoch mean)"), (f"val/{name}", "--s", "val")]
         if name == "loss" and "train/loss_step" in points:
-            stages = [("train", "-.", "train (logged steps)"), ("val", "--s", "val")]
-        for stage, style, label in stages:
-            key = "train/loss_step" if label.endswith("steps)") else f"{stage}/{name}"
+            stages[0] = ("train/loss_step", "-.", "train (logged steps)")
+        for key, style, label in stages:
             if data := points.get(key):
                 ax.plot(*zip(*data, strict=True), style, ms=4, lw=1, label=label)
                 values += [v for _, v in data]
@@ -78,18 +77,6 @@ def learning_curves_figure(rows: Sequence[Mapping[str, float]], title: str = "")
     if title:
         fig.suptitle(title)
     return fig
-
-
-def save_learning_curves(run_dir: str | Path) -> Path:
-    """Draw ``<run_dir>/metrics.csv`` as ``<run_dir>/learning_curves.png`` and return the PNG's path."""
-    run_dir = Path(run_dir)
-    metrics = run_dir / "metrics.csv"
-    if not metrics.is_file():
-        raise FileNotFoundError(f"{metrics} does not exist: pass a run directory such as lightning_logs/version_0")
-    path = run_dir / "learning_curves.png"
-    with atomic_write(path) as tmp:
-        learning_curves_figure(metrics_rows(run_dir), title=run_dir.name).savefig(tmp, dpi=100, format="png")
-    return path
 
 
 @torch.no_grad()
@@ -126,23 +113,32 @@ def _show(ax, image: Tensor, title: str) -> None:
     ax.set_axis_off()
 
 
+def _grid(n: int, width: float, height: float, empty: str) -> tuple[Figure, list]:
+    """A figure of about ``sqrt(n) x sqrt(n)`` panels (each ``width x height`` inches), their axes hidden; with
+    ``n == 0``, ``empty`` written in it and no axes."""
+    cols = max(1, math.ceil(math.sqrt(n)))
+    rows = max(1, math.ceil(n / cols))
+    fig = new_figure(width * cols + 0.4, height * rows + 0.4)
+    if n == 0:
+        fig.text(0.5, 0.5, empty, ha="center", va="center")
+        return fig, []
+    axes = list(fig.subplots(rows, cols, squeeze=False).flat)
+    for ax in axes:
+        ax.set_axis_off()
+    return fig, axes
+
+
 def misclassified_grid_figure(
     images: Tensor, preds: Tensor, targets: Tensor, class_names: Sequence[str] | None = None, max_images: int = 25
 ) -> Figure:
     """A grid of the first ``max_images`` images with ``preds != targets``, titled "predicted (true …)"."""
     wrong = (preds.reshape(-1) != targets.reshape(-1)).nonzero().reshape(-1)[:max_images].cpu()
     name = (lambda i: class_names[i]) if class_names else str
-    cols = max(1, math.ceil(math.sqrt(len(wrong))))
-    rows = max(1, math.ceil(len(wrong) / cols))
-    fig = new_figure(1.6 * cols + 0.4, 1.7 * rows + 0.4)
-    if len(wrong) == 0:
-        fig.text(0.5, 0.5, "no misclassified images", ha="center", va="center")
-        return fig
-    for ax, i in zip(fig.subplots(rows, cols, squeeze=False).flat, wrong.tolist(), strict=False):
+    fig, axes = _grid(len(wrong), 1.6, 1.7, "no misclassified images")
+    for ax, i in zip(axes, wrong.tolist(), strict=False):
         _show(ax, images[i], f"{name(int(preds[i]))} (true {name(int(targets[i]))})")
-    for ax in fig.axes[len(wrong) :]:
-        ax.set_axis_off()
-    fig.suptitle("misclassified: predicted (true)")
+    if axes:
+        fig.suptitle("misclassified: predicted (true)")
     return fig
 
 
@@ -174,7 +170,6 @@ def activation_histograms_figure(
     Args:
         rows: ``{"start of training": [layer 1 activations, ...], ...}``, any shapes (flattened).
         value_range: The x range of every panel (values outside it are counted in the title).
-        title: The figure's title.
     """
     n_layers = max(len(layers) for layers in rows.values())
     fig = new_figure(2.1 * n_layers + 0.6, 2.1 * len(rows) + 0.6)
@@ -229,26 +224,13 @@ def series_forecast_figure(series: Tensor, forecast: Tensor, title: str = "") ->
 
 
 def prediction_grid_figure(images: Tensor, titles: Sequence[str], max_images: int = 64) -> Figure:
-    """A grid of the first ``max_images`` 28x28 inputs as the model saw them, titled e.g. "7 (0.98)".
-
-    Args:
-        images: ``(N, 28, 28)`` uint8 images (or ``(N, 1, 28, 28)``), drawn gray on a fixed 0-255 scale.
-        titles: One title per image, e.g. the predicted class and its probability.
-        max_images: At most this many images are drawn.
-    """
+    """A grid of the first ``max_images`` 28x28 inputs as the model saw them, titled e.g. "7 (0.98)" (one title per
+    image). ``images``: ``(N, 28, 28)`` uint8 images (or ``(N, 1, 28, 28)``), drawn gray on a fixed 0-255 scale."""
     images = images.detach().cpu().reshape(len(images), *images.shape[-2:])[:max_images]
-    n = len(images)
-    cols = max(1, math.ceil(math.sqrt(n)))
-    rows = max(1, math.ceil(n / cols))
-    fig = new_figure(1.3 * cols + 0.4, 1.45 * rows + 0.4)
-    if n == 0:
-        fig.text(0.5, 0.5, "no images", ha="center", va="center")
-        return fig
-    for i, ax in enumerate(fig.subplots(rows, cols, squeeze=False).flat):
-        ax.set_axis_off()
-        if i < n:
-            ax.imshow(images[i].float().numpy(), cmap="gray", vmin=0, vmax=255)
-            ax.set_title(titles[i] if i < len(titles) else "", fontsize=8)
+    fig, axes = _grid(len(images), 1.3, 1.45, "no images")
+    for i, (ax, image) in enumerate(zip(axes, images, strict=False)):
+        ax.imshow(image.float().numpy(), cmap="gray", vmin=0, vmax=255)
+        ax.set_title(titles[i] if i < len(titles) else "", fontsize=8)
     return fig
 
 
@@ -259,7 +241,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         for run_dir in args.run_dirs:
-            print(save_learning_curves(run_dir))
+            fig = learning_curves_figure(metrics_rows(run_dir), title=run_dir.name)  # no metrics.csv: FileNotFoundError
+            with atomic_write(run_dir / "learning_curves.png") as tmp:
+                fig.savefig(tmp, dpi=100, format="png")
+            print(run_dir / "learning_curves.png")
     except (OSError, ValueError) as err:
         print(f"dlbasics.plots: error: {type(err).__name__}: {err}", file=sys.stderr)
         sys.exit(1)

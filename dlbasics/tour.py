@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import platform
 import sys
 import time
 from collections.abc import Callable
@@ -29,8 +30,6 @@ from dlbasics.runs import atomic_write, read_metrics
 
 CONFIGS = config_dir()
 Metrics = dict[str, float]
-
-
 Judge = Callable[[Metrics, float], tuple[str, bool]]
 
 
@@ -51,11 +50,6 @@ class Stop:
     quick: list[str] = field(default_factory=list)
     # Datasets to try in order: (label, dataset name, config of the full tour, config of the quick tour).
     data: list[tuple[str, str, str, str]] = field(default_factory=list)
-
-
-def last_values(run: Path) -> Metrics:
-    """The last logged value of every column of a run's ``metrics.csv``."""
-    return {key: values[-1] for key, values in read_metrics(run).items()}
 
 
 def close_to(keys: list[str], truth: list[float]) -> Judge:
@@ -104,18 +98,6 @@ def experiments() -> list[Stop]:
     ]  # fmt: skip
 
 
-def pick_data(exp: Stop, quick: bool) -> tuple[str, list[str], str] | str:
-    """The first dataset option whose files exist (or download), as (label, CLI args, config); else why not."""
-    from dlbasics.data.mnist import first_available
-
-    picked = first_available(tuple(dataset for _, dataset, _, _ in exp.data))
-    if isinstance(picked, str):
-        return picked
-    label, args = picked
-    full, short = next((full, short) for name, _, full, short in exp.data if name == label)
-    return label, args, short if quick else full
-
-
 def loggers(tour_dir: Path) -> str:
     """CSV + TensorBoard loggers writing into the tour's own folder (``<tour_dir>/runs/version_N``)."""
     return json.dumps([
@@ -132,15 +114,8 @@ def restore_pictures(config: Path) -> list[str]:
     callbacks = ((load_yaml(config) or {}).get("trainer") or {}).get("callbacks")
     if callbacks is None or "dlbasics.pictures" in str(callbacks):
         return []
-    return [
-        f"--trainer.callbacks+={cls.__module__}.{cls.__qualname__}"
-        for cls in PICTURES
-        if cls.__name__ != "PredictionGrid"
-    ]
-
-
-def newest_run(tour_dir: Path) -> Path:
-    return max((tour_dir / "runs").glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
+    names = [f"{cls.__module__}.{cls.__qualname__}" for cls in PICTURES if cls.__name__ != "PredictionGrid"]
+    return [f"--trainer.callbacks+={name}" for name in names]
 
 
 @dataclass
@@ -158,28 +133,29 @@ class Result:
 
 
 def run_experiment(exp: Stop, quick: bool, tour_dir: Path) -> Result:
-    """Fit (which tests the best checkpoint at its end) through the CLI, then judge the logged metrics."""
+    """Fit (which tests the best checkpoint at its end) through the CLI, on the first of ``exp.data`` whose files
+    exist (or download), then judge the last logged metrics."""
     from dlbasics.cli import main
+    from dlbasics.data.mnist import first_available
 
     config, extra, label = exp.config, [], ""
     if exp.data:
-        picked = pick_data(exp, quick)
+        picked = first_available(tuple(dataset for _, dataset, _, _ in exp.data))
         if isinstance(picked, str):
             return Result(exp.name, exp.reference, picked, None)
-        label, extra, config = picked
+        label, extra = picked
+        config = next(short if quick else full for name, _, full, short in exp.data if name == label)
     common = ["--config", str(CONFIGS / config), *extra, "--trainer.logger", loggers(tour_dir)]
     common += restore_pictures(CONFIGS / config)
     start = time.perf_counter()
     runs: list[Path] = []
     try:
         main(["fit", *common, "--test_after_fit", "true", *(exp.quick if quick else [])])
-        runs.append(newest_run(tour_dir))
-        metrics = last_values(runs[0])
+        runs.append(max((tour_dir / "runs").glob("version_*"), key=lambda p: int(p.name.split("_")[1])))
+        metrics = {key: values[-1] for key, values in read_metrics(runs[0]).items()}
+        measured, passed = exp.judge(metrics, exp.bars[label][0 if quick else 1])
     except SystemExit as err:
-        return Result(
-            exp.name, exp.reference, f"run failed (exit {err.code})", False, time.perf_counter() - start, runs, label
-        )
-    measured, passed = exp.judge(metrics, exp.bars[label][0 if quick else 1])
+        measured, passed = f"run failed (exit {err.code})", False
     return Result(exp.name, exp.reference, measured, passed, time.perf_counter() - start, runs, label)
 
 
@@ -188,19 +164,15 @@ def run_scratch() -> tuple[Result, str]:
     from dlbasics.scratch.check import format_table, run_checks
 
     start = time.perf_counter()
-    results = run_checks()
-    ok = sum(r.passed for r in results)
-    measured = f"{ok}/{len(results)} checks pass"
-    reference = "hand-written gradients = numerical = torch autograd"
-    return Result("scratch", reference, measured, ok == len(results), time.perf_counter() - start), format_table(
-        results
-    )
+    checks = run_checks()
+    ok = sum(r.passed for r in checks)
+    reference, measured = "hand-written gradients = numerical = torch autograd", f"{ok}/{len(checks)} checks pass"
+    result = Result("scratch", reference, measured, ok == len(checks), time.perf_counter() - start)
+    return result, format_table(checks)
 
 
 def write_report(tour_dir: Path, results: list[Result], scratch_table: str, quick: bool, seconds: float) -> Path:
     """``REPORT.md``: summary table, then each experiment's run directories and pictures."""
-    import platform
-
     import torch
 
     mark = {True: "pass", False: "**FAIL**", None: "skipped"}

@@ -16,7 +16,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
 from dlbasics import plots
-from dlbasics.pictures.figure import class_names, drawing, log_figure
+from dlbasics.pictures.figure import drawing, log_figure
 from dlbasics.runs import atomic_write
 
 
@@ -29,19 +29,18 @@ class ConfusionMatrix(Callback):
             return
         matrix = metric.compute()  # every rank takes part in the sync
         if drawing(trainer):
+            names = getattr(trainer.datamodule, "class_names", None)
+            labels = list(names) if names and len(names) == len(matrix) else [str(i) for i in range(len(matrix))]
             fig = plots.new_figure(7.0, 6.0)
             ax = fig.add_subplot()
-            metric.plot(val=matrix, ax=ax, labels=class_names(trainer, len(matrix)))
+            metric.plot(val=matrix, ax=ax, labels=labels)
             ax.set_title("test confusion matrix (rows: true, columns: predicted)")
             log_figure(trainer, "test/confusion_matrix", fig)
 
 
 class MisclassifiedImages(Callback):
-    """``test_misclassified.png`` after a test of an image classifier: a grid titled "predicted (true …)".
-
-    Args:
-        max_images: Misclassified images kept for the grid.
-    """
+    """``test_misclassified.png`` after a test of an image classifier: a grid of the first ``max_images``
+    misclassified images, titled "predicted (true …)"."""
 
     def __init__(self, max_images: int = 25) -> None:
         self.max_images = max_images
@@ -66,11 +65,8 @@ class MisclassifiedImages(Callback):
 
 
 class ActivationMaps(Callback):
-    """``test_activations.png`` after a test of a model with ``block_outputs``: what each block sees.
-
-    Args:
-        num_images: Test images shown (rows).
-    """
+    """``test_activations.png`` after a test of a model with ``block_outputs``: what each block sees, for the first
+    ``num_images`` test images (rows)."""
 
     def __init__(self, num_images: int = 4) -> None:
         self.num_images = num_images
@@ -84,19 +80,14 @@ class ActivationMaps(Callback):
             self.probe = batch[0][: self.num_images]
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.probe is None or not drawing(trainer):
-            return
-        if maps := pl_module.block_outputs(self.probe):
+        if self.probe is not None and drawing(trainer) and (maps := pl_module.block_outputs(self.probe)):
             log_figure(trainer, "test/activations", plots.activation_maps_figure(self.probe.float(), maps))
 
 
 class PredictionGrid(Callback):
-    """``predictions.png`` after ``predict`` of an image classifier: the 28x28 inputs as the model saw them
-    (after preprocessing), titled "label (probability)", in sample order (under DDP: global rank 0's share).
-
-    Args:
-        max_images: Images drawn (the first ones).
-    """
+    """``predictions.png`` after ``predict`` of an image classifier: the first ``max_images`` 28x28 inputs as the
+    model saw them (after preprocessing), titled "label (probability)", in sample order (under DDP: global rank 0's
+    share)."""
 
     def __init__(self, max_images: int = 64) -> None:
         self.max_images = max_images

@@ -17,17 +17,18 @@ from PIL import Image
 from dlbasics.runs import atomic_write, run_dir
 
 
+def drawing(trainer: L.Trainer) -> bool:
+    return trainer.is_global_zero and not trainer.fast_dev_run
+
+
 def log_figure(trainer: L.Trainer, name: str, fig: Figure) -> Path | None:
-    """Save ``fig`` as ``<run dir>/<name>.png`` and log it to every logger that shows images.
+    """Save ``fig`` as ``<run dir>/<name>.png``, log it to every logger that shows images and return the PNG's path.
 
     Only global rank 0 writes; other ranks, and ``fast_dev_run`` smoke tests, return ``None``. ``name`` may
     hold ``/`` (e.g. ``test/confusion_matrix``): the PNG goes to ``<run dir>/test_confusion_matrix.png``. The figure
     is drawn once (at 100 dpi): the PNG and TensorBoard's image are the same pixels.
-
-    Returns:
-        The PNG's path on rank 0.
     """
-    if not trainer.is_global_zero or trainer.fast_dev_run:
+    if not drawing(trainer):
         return None
     path = run_dir(trainer) / f"{name.replace('/', '_')}.png"  # trainer.log_dir is a collective
     fig.set_dpi(100)
@@ -43,12 +44,3 @@ def log_figure(trainer: L.Trainer, name: str, fig: Figure) -> Path | None:
         elif isinstance(logger, WandbLogger):
             logger.log_image(key=name, images=[str(path)], step=trainer.global_step)
     return path
-
-
-def drawing(trainer: L.Trainer) -> bool:
-    return trainer.is_global_zero and not trainer.fast_dev_run
-
-
-def class_names(trainer: L.Trainer, n: int) -> list[str]:
-    names = getattr(trainer.datamodule, "class_names", None)
-    return list(names) if names and len(names) == n else [str(i) for i in range(n)]

@@ -87,12 +87,8 @@ class FittedCurve(Callback):
 
 class ActivationHistograms(Callback):
     """``activation_histograms.png`` at the end of fit, for models with ``hidden_activations`` (the MLPs): each
-    hidden layer's activations on the first training batch, at the start of training and at the end (the fish
-    book's figures for weight initialization: collapsed, saturated or spread).
-
-    Args:
-        max_samples: Images of the first batch used.
-    """
+    hidden layer's activations on the first ``max_samples`` images of the first training batch, at the start of
+    training and at the end (the fish book's figures for weight initialization: collapsed, saturated or spread)."""
 
     RANGES = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "relu": (0.0, 2.0), "leaky_relu": (-0.1, 2.0)}
 

@@ -2,11 +2,10 @@
 
     python -m dlbasics.scratch   # prints the table; exits non-zero if any check fails
 
-Every hand-derived gradient is compared with :func:`~dlbasics.scratch.gradient.numerical_gradient` and
-with torch autograd in float64 (relative error), scratch Adam/SGD with ``torch.optim`` over 10 steps,
-softmax/cross-entropy on extreme logits with torch's values, the perceptron gates with their truth
-tables, and the polynomial fit with its true coefficients. This is the only scratch module that
-imports torch, lazily, inside :func:`run_checks`.
+Every hand-derived gradient is compared with :func:`~dlbasics.scratch.gradient.numerical_gradient` and with
+torch autograd in float64 (relative error), scratch Adam/SGD with ``torch.optim`` over 10 steps, softmax and
+cross-entropy on extreme logits with torch's values, the perceptron gates with their truth tables, and the
+polynomial fit with its true coefficients. The only scratch module that imports torch (lazily, in :func:`run_checks`).
 """
 
 from __future__ import annotations
@@ -36,7 +35,6 @@ class CheckResult:
         name: What is checked, e.g. ``"sigmoid'"`` or ``"TwoLayerNet(relu) dW1"``.
         against: The reference, e.g. ``"numerical"`` or ``"torch autograd"``.
         value: The error measured (relative error, max abs difference or count of wrong rows).
-        tolerance: Largest ``value`` that passes.
         passed: ``value`` is finite and ``<= tolerance``.
     """
 
@@ -51,67 +49,64 @@ def _result(name: str, against: str, value: float, tol: float) -> CheckResult:
     return CheckResult(name, against, float(value), tol, bool(math.isfinite(value) and value <= tol))
 
 
-def _gradient_rows(name: str, analytic: dict, numerical: dict, autograd: dict) -> list[CheckResult]:
-    rows = []
-    for key in analytic:
-        label = f"{name} {key}".strip()
-        rows.append(_result(label, "numerical", relative_error(analytic[key], numerical[key]), NUMERICAL_TOL))
-        rows.append(_result(label, "torch autograd", relative_error(analytic[key], autograd[key]), TORCH_TOL))
-    return rows
+def _compare(name: str, analytic: np.ndarray, numerical: np.ndarray, autograd: np.ndarray) -> list[CheckResult]:
+    """Two rows for one hand-derived gradient: against finite differences and against torch autograd."""
+    return [
+        _result(name, "numerical", relative_error(analytic, numerical), NUMERICAL_TOL),
+        _result(name, "torch autograd", relative_error(analytic, autograd), TORCH_TOL),
+    ]
+
+
+def _autograd(torch, loss_fn, *arrays: np.ndarray) -> list[np.ndarray]:
+    """Gradients of the scalar ``loss_fn(*tensors)`` w.r.t. float64 tensor copies of ``arrays``."""
+    leaves = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in arrays]
+    loss_fn(*leaves).backward()
+    return [leaf.grad.numpy() for leaf in leaves]
 
 
 def _check_gradients(torch, rng: np.random.Generator) -> list[CheckResult]:
+    """Activations, softmax-CE, MSE, Linear and TwoLayerNet: analytic vs numerical vs autograd."""
     tf = torch.nn.functional
-    T = lambda a: torch.tensor(a, dtype=torch.float64, requires_grad=True)  # noqa: E731
-    rows = []
     torch_acts = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu}
+    rows = []
     for act, (fn, grad_fn) in F.ACTIVATIONS.items():
         x, w = rng.standard_normal((4, 5)), rng.standard_normal((4, 5))
         x[np.abs(x) < 1e-3] += 1e-2  # keep finite differences off relu's kink
-        xt = T(x)
-        (torch_acts[act](xt) * torch.from_numpy(w)).sum().backward()
+        (auto,) = _autograd(torch, lambda z, f=torch_acts[act], w=w: (f(z) * torch.from_numpy(w)).sum(), x)
         num = numerical_gradient(lambda z, fn=fn, w=w: np.sum(fn(z) * w), x.copy())
-        rows += _gradient_rows(f"{act}'", {"": grad_fn(x) * w}, {"": num}, {"": xt.grad.numpy()})
+        rows += _compare(f"{act}'", grad_fn(x) * w, num, auto)
 
     logits, labels = rng.standard_normal((4, 5)), rng.integers(0, 5, 4)
     for kind, t in (("index", labels), ("one-hot", np.eye(5)[labels])):
-        zt = T(logits)
-        tf.cross_entropy(zt, torch.from_numpy(t)).backward()
+        (auto,) = _autograd(torch, lambda z, t=t: tf.cross_entropy(z, torch.from_numpy(t)), logits)
         num = numerical_gradient(lambda z, t=t: F.softmax_cross_entropy(z, t), logits.copy())
-        ana = F.softmax_cross_entropy_grad(logits, t)
-        rows += _gradient_rows(f"softmax-CE ({kind} labels)", {"": ana}, {"": num}, {"": zt.grad.numpy()})
+        rows += _compare(f"softmax-CE ({kind} labels)", F.softmax_cross_entropy_grad(logits, t), num, auto)
 
     y, t = rng.standard_normal((4, 3)), rng.standard_normal((4, 3))
-    yt = T(y)
-    tf.mse_loss(yt, torch.from_numpy(t)).backward()
-    num = numerical_gradient(lambda z: F.mse_loss(z, t), y.copy())
-    rows += _gradient_rows("MSE", {"": F.mse_grad(y, t)}, {"": num}, {"": yt.grad.numpy()})
+    (auto,) = _autograd(torch, lambda z: tf.mse_loss(z, torch.from_numpy(t)), y)
+    rows += _compare("MSE", F.mse_grad(y, t), numerical_gradient(lambda z: F.mse_loss(z, t), y.copy()), auto)
 
     x, W, b, g = (rng.standard_normal(s) for s in ((4, 6), (6, 3), (3,), (4, 3)))
     layer = Linear(W, b)
     layer.forward(x)
-    ana = {"dx": layer.backward(g), "dW": layer.dW, "db": layer.db}
-    f = lambda _: np.sum(Linear(W, b).forward(x) * g)  # noqa: E731 -- reads the perturbed arrays
-    num = {"dx": numerical_gradient(f, x), "dW": numerical_gradient(f, W), "db": numerical_gradient(f, b)}
-    xt, Wt, bt = T(x), T(W), T(b)
-    ((xt @ Wt + bt) * torch.from_numpy(g)).sum().backward()
-    rows += _gradient_rows("Linear", ana, num, {"dx": xt.grad.numpy(), "dW": Wt.grad.numpy(), "db": bt.grad.numpy()})
+    analytic = (layer.backward(g), layer.dW, layer.db)
+    autos = _autograd(torch, lambda xt, Wt, bt: ((xt @ Wt + bt) * torch.from_numpy(g)).sum(), x, W, b)
+    for key, arr, ana, auto in zip(("dx", "dW", "db"), (x, W, b), analytic, autos, strict=True):
+        num = numerical_gradient(lambda _: np.sum(Linear(W, b).forward(x) * g), arr)  # reads the perturbed arr
+        rows += _compare(f"Linear {key}", ana, num, auto)
 
     x, t = rng.standard_normal((8, 6)), rng.integers(0, 3, 8)
     for act in ("sigmoid", "relu"):
         net = TwoLayerNet(6, 5, 3, activation=act, weight_init_std=1.0, seed=int(rng.integers(2**31)))
         net.params["b1"][:], net.params["b2"][:] = rng.standard_normal(5), rng.standard_normal(3)
-        p = {k: T(v) for k, v in net.params.items()}
-        hidden = torch_acts[act](torch.from_numpy(x) @ p["W1"] + p["b1"])
-        tf.cross_entropy(hidden @ p["W2"] + p["b2"], torch.from_numpy(t)).backward()
-        auto = {k: p[k].grad.numpy() for k in PARAM_NAMES}
+
+        def torch_loss(W1, b1, W2, b2, f=torch_acts[act]):
+            return tf.cross_entropy(f(torch.from_numpy(x) @ W1 + b1) @ W2 + b2, torch.from_numpy(t))
+
+        autos = _autograd(torch, torch_loss, *(net.params[k] for k in PARAM_NAMES))
         ana, num = net.gradient(x, t), net.numerical_gradient(x, t)
-        rows += _gradient_rows(
-            f"TwoLayerNet({act})",
-            {f"d{k}": ana[k] for k in PARAM_NAMES},
-            {f"d{k}": num[k] for k in PARAM_NAMES},
-            {f"d{k}": auto[k] for k in PARAM_NAMES},
-        )
+        for key, auto in zip(PARAM_NAMES, autos, strict=True):
+            rows += _compare(f"TwoLayerNet({act}) d{key}", ana[key], num[key], auto)
     return rows
 
 
@@ -119,18 +114,14 @@ def _check_optimizers(torch, rng: np.random.Generator, steps: int = 10) -> list[
     rows = []
     start = {"w": rng.standard_normal((3, 4)), "b": rng.standard_normal(4)}
     grads = [{k: rng.standard_normal(v.shape) for k, v in start.items()} for _ in range(steps)]
-    cases = (
-        (
-            "Adam",
-            Adam(lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8),
-            lambda ps: torch.optim.Adam(ps, lr=0.1, betas=(0.9, 0.999), eps=1e-8),
-        ),
-        ("SGD", SGD(lr=0.1), lambda ps: torch.optim.SGD(ps, lr=0.1)),
+    cases = (  # name, ours, torch.optim's arguments besides lr=0.1
+        ("Adam", Adam(lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8), {"betas": (0.9, 0.999), "eps": 1e-8}),
+        ("SGD", SGD(lr=0.1), {}),
     )
-    for name, ours, make_theirs in cases:
+    for name, ours, kwargs in cases:
         params = {k: v.copy() for k, v in start.items()}
         tparams = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in start.items()}
-        theirs = make_theirs(list(tparams.values()))
+        theirs = getattr(torch.optim, name)(list(tparams.values()), lr=0.1, **kwargs)
         for g in grads:
             ours.step(params, g)
             for k, tp in tparams.items():
@@ -149,19 +140,11 @@ def _check_extreme_logits(torch) -> list[CheckResult]:
     t_sm = torch.softmax(t_logits, dim=-1).numpy()
     t_ce = torch.nn.functional.cross_entropy(t_logits, torch.from_numpy(labels)).item()
     finite = np.all(np.isfinite(sm)) and np.isfinite(ce)
+    sm_error = np.max(np.abs(sm - t_sm)) if finite else math.inf
+    ce_error = abs(ce - t_ce) / abs(t_ce) if finite else math.inf
     return [
-        _result(
-            "softmax on extreme logits",
-            "torch (finite)",
-            np.max(np.abs(sm - t_sm)) if finite else math.inf,
-            1e-12,
-        ),
-        _result(
-            "softmax-CE on extreme logits",
-            "torch (finite)",
-            abs(ce - t_ce) / abs(t_ce) if finite else math.inf,
-            1e-12,
-        ),
+        _result("softmax on extreme logits", "torch (finite)", sm_error, 1e-12),
+        _result("softmax-CE on extreme logits", "torch (finite)", ce_error, 1e-12),
     ]
 
 

@@ -4,9 +4,7 @@
 
 Elementwise activations come in pairs ``f(x)`` / ``f_grad(x)`` where ``f_grad`` is the derivative with
 respect to the *input* ``x``. Softmax and log-softmax subtract the row maximum first, so logits such as
-``[1000, 1001]`` give finite results; softmax cross-entropy goes through log-softmax for the same reason
-and accepts either integer class labels of shape ``(N,)`` or one-hot / probability targets of shape
-``(N, C)``. All batched functions work along the last axis.
+``[1000, 1001]`` give finite results. All batched functions work along the last axis.
 """
 
 from __future__ import annotations
@@ -47,11 +45,7 @@ def relu_grad(x: np.ndarray) -> np.ndarray:
     return (np.asarray(x) > 0).astype(float)
 
 
-ACTIVATIONS = {
-    "sigmoid": (sigmoid, sigmoid_grad),
-    "tanh": (tanh, tanh_grad),
-    "relu": (relu, relu_grad),
-}
+ACTIVATIONS = {"sigmoid": (sigmoid, sigmoid_grad), "tanh": (tanh, tanh_grad), "relu": (relu, relu_grad)}
 """Name -> ``(function, derivative)`` for the elementwise activations."""
 
 
@@ -102,8 +96,8 @@ def softmax_cross_entropy(logits: np.ndarray, t: np.ndarray) -> float:
 def softmax_cross_entropy_grad(logits: np.ndarray, t: np.ndarray) -> np.ndarray:
     """Gradient of :func:`softmax_cross_entropy` w.r.t. ``logits``: ``(softmax - t) / N``.
 
-    For probability targets that do not sum to one the exact gradient is
-    ``(softmax * t.sum(-1) - t) / N``, which is what is returned (it reduces to the usual form).
+    For probability targets that do not sum to one the exact gradient is ``(softmax * t.sum(-1) - t) / N``,
+    which is what is returned (it reduces to the usual form).
     """
     shape = np.shape(logits)
     logits, onehot = _as_batch(logits, t)
@@ -114,7 +108,7 @@ def softmax_cross_entropy_grad(logits: np.ndarray, t: np.ndarray) -> np.ndarray:
 def mse_loss(y: np.ndarray, t: np.ndarray) -> float:
     """Mean squared error over all elements, like ``torch.nn.functional.mse_loss``.
 
-    (The fish book uses ``0.5 * sum``; the mean keeps the loss scale independent of batch size.)
+    The fish book uses ``0.5 * sum``; the mean keeps the loss scale independent of batch size.
     """
     d = np.asarray(y, dtype=float) - np.asarray(t, dtype=float)
     return float(np.mean(d**2))

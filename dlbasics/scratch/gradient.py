@@ -15,34 +15,23 @@ import numpy as np
 
 
 def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, eps: float = 1e-5) -> np.ndarray:
-    """Central-difference gradient of a scalar function at ``x``.
+    """Central-difference gradient ``(f(x + eps e_i) - f(x - eps e_i)) / (2 eps)`` of a scalar ``f`` at ``x``.
 
-    ``x`` is perturbed *in place* one entry at a time (and restored afterwards), so ``f`` may ignore
-    its argument and read a parameter array it shares with ``x`` -- the fish-book
-    ``lambda W: net.loss(x, t)`` idiom works.
-
-    Args:
-        f: Function of ``x`` returning a scalar.
-        x: Float array of any shape (0-d included); must be writable.
-        eps: Step size.
-
-    Returns:
-        Array with the shape of ``x`` holding ``(f(x + eps e_i) - f(x - eps e_i)) / (2 eps)``.
+    ``x`` (a writable float array of any shape, 0-d included) is perturbed *in place* one entry at a time
+    and restored afterwards, so ``f`` may ignore its argument and read a parameter array it shares with
+    ``x`` -- the fish-book ``lambda W: net.loss(x, t)`` idiom works.
     """
     if not np.issubdtype(x.dtype, np.floating):
         raise TypeError(f"numerical_gradient needs a float array, got dtype {x.dtype}")
     grad = np.zeros_like(x)
-    it = np.nditer(x, flags=["multi_index"], op_flags=[["readwrite"]])
-    while not it.finished:
-        idx = it.multi_index
-        original = x[idx].copy()
+    for idx in np.ndindex(x.shape):
+        original = x[idx]  # a scalar copy
         x[idx] = original + eps
         f_plus = float(f(x))
         x[idx] = original - eps
         f_minus = float(f(x))
         x[idx] = original  # restore
         grad[idx] = (f_plus - f_minus) / (2.0 * eps)
-        it.iternext()
     return grad
 
 
@@ -51,7 +40,6 @@ def relative_error(a: np.ndarray, b: np.ndarray) -> float:
 
     Symmetric, in ``[0, 1]``, and meaningful for gradients of any scale.
     """
-    a = np.asarray(a, dtype=float)
-    b = np.asarray(b, dtype=float)
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     denom = np.linalg.norm(a) + np.linalg.norm(b)
     return 0.0 if denom == 0 else float(np.linalg.norm(a - b) / denom)

@@ -14,13 +14,6 @@ import numpy as np
 from dlbasics.scratch.functions import ACTIVATIONS
 
 
-def check_activation(name: str) -> str:
-    """Return ``name`` if it is a known activation, else raise a one-line :class:`ValueError`."""
-    if name not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {name!r}; choose one of {', '.join(sorted(ACTIVATIONS))}")
-    return name
-
-
 class Linear:
     """Affine layer ``y = x @ W + b``.
 
@@ -30,10 +23,6 @@ class Linear:
     Args:
         W: Weight matrix, shape ``(in_features, out_features)``.
         b: Bias vector, shape ``(out_features,)``.
-
-    Attributes:
-        dW: Gradient w.r.t. ``W`` from the last :meth:`backward`.
-        db: Gradient w.r.t. ``b`` from the last :meth:`backward`.
     """
 
     def __init__(self, W: np.ndarray, b: np.ndarray) -> None:
@@ -57,14 +46,12 @@ class Linear:
 
 
 class Activation:
-    """Elementwise activation layer (``"sigmoid"``, ``"tanh"`` or ``"relu"``) caching its input.
-
-    Args:
-        name: Activation name; an unknown name raises :class:`ValueError`.
-    """
+    """Elementwise activation layer (``"sigmoid"``, ``"tanh"`` or ``"relu"``) caching its input."""
 
     def __init__(self, name: str) -> None:
-        self.name = check_activation(name)
+        if name not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {name!r}; choose one of {', '.join(sorted(ACTIVATIONS))}")
+        self.name = name
         self.fn, self.grad_fn = ACTIVATIONS[name]
         self.x: np.ndarray | None = None
 

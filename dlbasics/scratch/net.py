@@ -2,10 +2,9 @@
 
     python -m dlbasics.scratch   # TwoLayerNet's gradients are checked for sigmoid and relu
 
-``TwoLayerNet`` is ``Linear -> activation -> Linear -> softmax cross-entropy`` with parameters in a
-dict ``{"W1", "b1", "W2", "b2"}`` (book initialisation: ``weight_init_std * N(0, 1)`` weights, zero
-biases). :func:`train` runs pure-NumPy minibatch SGD/Adam on it, so it can be compared with the
-Lightning MLP on the same data.
+``TwoLayerNet`` is ``Linear -> activation -> Linear -> softmax cross-entropy`` with the book's initialisation
+(``weight_init_std * N(0, 1)`` weights, zero biases). :func:`train` runs pure-NumPy minibatch SGD/Adam on it,
+so it can be compared with the Lightning MLP on the same data.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ import numpy as np
 
 from dlbasics.scratch import functions as F
 from dlbasics.scratch.gradient import numerical_gradient
-from dlbasics.scratch.layers import Activation, Linear, check_activation
+from dlbasics.scratch.layers import Activation, Linear
 
 PARAM_NAMES = ("W1", "b1", "W2", "b2")
 
@@ -24,10 +23,8 @@ class TwoLayerNet:
 
     Args:
         input_size: Number of input features (784 for flattened 28x28 images).
-        hidden_size: Width of the hidden layer.
         output_size: Number of classes.
         activation: ``"sigmoid"`` (the book's choice), ``"relu"`` or ``"tanh"``.
-        weight_init_std: Standard deviation of the normal weight initialisation.
         seed: Seed of the ``numpy.random.default_rng`` used for initialisation.
 
     Attributes:
@@ -43,7 +40,7 @@ class TwoLayerNet:
         weight_init_std: float = 0.01,
         seed: int | None = 0,
     ) -> None:
-        self.activation = check_activation(activation)
+        self.activation = Activation(activation).name  # an unknown name is refused here, not at the first forward
         rng = np.random.default_rng(seed)
         self.params = {
             "W1": weight_init_std * rng.standard_normal((input_size, hidden_size)),
@@ -110,7 +107,6 @@ def train(
     book), computes loss and gradients by backprop and calls ``optimizer.step(net.params, grads)``.
 
     Args:
-        net: The network; its ``params`` are updated in place.
         x_train: Inputs, shape ``(N, input_size)``, e.g. flattened images scaled to ``[0, 1]``.
         t_train: Class indices ``(N,)`` or one-hot labels ``(N, C)``.
         optimizer: Anything with ``step(params, grads)``, e.g. :class:`~dlbasics.scratch.optim.SGD`.

@@ -16,11 +16,7 @@ import numpy as np
 
 
 class SGD:
-    """Plain stochastic gradient descent: ``p <- p - lr * g``.
-
-    Args:
-        lr: Learning rate.
-    """
+    """Plain stochastic gradient descent: ``p <- p - lr * g``."""
 
     def __init__(self, lr: float = 0.01) -> None:
         self.lr = lr
@@ -34,23 +30,18 @@ class SGD:
 class Adam:
     """Adam (Kingma & Ba, 2015), numerically identical to ``torch.optim.Adam`` without weight decay.
 
-    The update follows torch's formulation of the bias correction::
+    The update follows torch's formulation of the bias correction, ``eps`` added *after* it::
 
         m <- beta1 m + (1 - beta1) g            v <- beta2 v + (1 - beta2) g^2
         p <- p - (lr / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
 
-    Note ``eps`` is added *after* the second-moment bias correction, as torch does.
-
     Args:
-        lr: Learning rate.
         beta1: Decay rate of the first-moment (mean) estimate.
         beta2: Decay rate of the second-moment (uncentred variance) estimate.
-        eps: Term added to the denominator for numerical stability.
 
     Attributes:
         t: Number of steps taken so far.
-        m: First-moment estimates, keyed like ``params``.
-        v: Second-moment estimates, keyed like ``params``.
+        m, v: First- and second-moment estimates, keyed like ``params``.
     """
 
     def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8) -> None:

@@ -28,23 +28,15 @@ def features(x: np.ndarray) -> np.ndarray:
 
 
 def fit_polynomial(
-    x: np.ndarray | None = None,
-    y: np.ndarray | None = None,
-    lr: float = 0.5,
-    iters: int = 3_000,
-    seed: int | None = 0,
+    x: np.ndarray | None = None, y: np.ndarray | None = None, lr: float = 0.5, iters: int = 3_000, seed: int | None = 0
 ) -> np.ndarray:
-    """Fit ``y ~ a x^2 + b x + c`` by full-batch gradient descent from ``w = 0``.
+    """Fit ``y ~ a x^2 + b x + c`` by full-batch gradient descent from ``w = 0``; return ``[a, b, c]``.
 
     Args:
         x: Inputs; if ``None``, 100 samples from :func:`make_data` are used.
         y: Targets (required when ``x`` is given).
         lr: Step size (stable below ``2 / lambda_max(2/N X^T X)``, about 0.65 for ``x`` in ``[0, 1)``).
-        iters: Number of gradient steps.
         seed: Seed for :func:`make_data` when ``x`` is ``None``.
-
-    Returns:
-        The learned coefficients ``[a, b, c]``.
     """
     if x is None:
         x, y = make_data(seed=seed)

@@ -5,9 +5,8 @@
 The four files are found in ``root`` itself (``*-ubyte.gz``, as Debian's ``dataset-fashion-mnist`` installs
 them) or in torchvision's layout ``root/<MNIST|FashionMNIST>/raw``, where torchvision's classes download them
 when ``download`` is on. A ``.gz`` is decompressed once into the user cache; the contents are checked against
-the official md5 sums (a verified sum is remembered in the cache, keyed by the file's path, size and
-modification time, so later runs skip the hashing) and read straight into tensors. Every problem is one line
-naming the file.
+the official md5 sums (once per file: later runs skip the hashing) and read straight into tensors. Every problem
+is one line naming the file.
 """
 
 from __future__ import annotations
@@ -89,16 +88,17 @@ def read_split(
         ValueError: A file is truncated, corrupted, not the official one (``verify``), or the counts differ.
     """
     paths = locate_split(root, dataset, train, download)
-    stems = [p.name.removesuffix(".gz") for p in paths]
     raws = [_decompressed(p) for p in paths]
-    for stem, path, raw in zip(stems, paths, raws, strict=True):
-        _check_idx(path, raw, ndim=3 if "images" in stem else 1)
-        if verify and (got := _verified_md5(raw, RAW_MD5[dataset][stem])) != RAW_MD5[dataset][stem]:
+    arrays = []
+    for path, raw, ndim in zip(paths, raws, (3, 1), strict=True):
+        arrays.append(_read_idx(path, raw, ndim))
+        expected = RAW_MD5[dataset][path.name.removesuffix(".gz")]
+        if verify and (got := _verified_md5(raw, expected)) != expected:
             raise ValueError(
                 f"{path} is not the official {dataset} file (md5 of its contents {got}, expected "
-                f"{RAW_MD5[dataset][stem]}): replace it, or set data.verify: false for your own IDX files"
+                f"{expected}): replace it, or set data.verify: false for your own IDX files"
             )
-    images, labels = _read_idx(raws[0], ndim=3), _read_idx(raws[1], ndim=1).long()
+    images, labels = arrays[0], arrays[1].long()
     if len(images) != len(labels):
         raise ValueError(f"{paths[0]} holds {len(images)} images but {paths[1]} holds {len(labels)} labels")
     if len(labels) and labels.max() > 9:
@@ -125,7 +125,7 @@ def _decompressed(path: Path) -> Path:
         return path
     stat = path.resolve().stat()
     key = hashlib.sha1(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dlbasics" / "idx"
+    cache = _user_cache("idx")
     target = cache / f"{path.stem}-{key}"
     if target.is_file():
         return target
@@ -141,8 +141,9 @@ def _decompressed(path: Path) -> Path:
     return target
 
 
-def _check_idx(path: Path, raw: Path, ndim: int) -> None:
-    """Check the IDX header (uint8, ``ndim`` dims) and that the file holds exactly the data it announces."""
+def _read_idx(path: Path, raw: Path, ndim: int) -> Tensor:
+    """The uint8 array ``(N, …)`` of IDX file ``raw`` (``path`` decompressed), once its header (uint8, ``ndim``
+    dims) is checked and the file holds exactly the data the header announces."""
     with open(raw, "rb") as f:
         header = f.read(4 + 4 * ndim)
     dims = [int.from_bytes(header[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)] if len(header) > 4 else []
@@ -152,22 +153,16 @@ def _check_idx(path: Path, raw: Path, ndim: int) -> None:
     expected = len(header) + int(torch.tensor(dims).prod())
     if (size := raw.stat().st_size) != expected:
         raise ValueError(f"{path} holds {size} bytes but its header announces {expected}: the file is truncated")
-
-
-def _read_idx(raw: Path, ndim: int) -> Tensor:
-    """The uint8 array of an IDX file whose header :func:`_check_idx` has accepted, shape ``(N, …)``."""
-    data = bytearray(raw.stat().st_size)
+    if size == len(header):  # an empty file: frombuffer refuses empty buffers
+        return torch.empty(dims, dtype=torch.uint8)
+    data = bytearray(size)
     with open(raw, "rb") as f:
         f.readinto(data)
-    offset = 4 + 4 * ndim
-    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    if len(data) == offset:  # an empty file: frombuffer refuses empty buffers
-        return torch.empty(dims, dtype=torch.uint8)
-    return torch.frombuffer(data, dtype=torch.uint8, offset=offset).view(dims)
+    return torch.frombuffer(data, dtype=torch.uint8, offset=len(header)).view(dims)
 
 
-def _md5_cache() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dlbasics" / "md5"
+def _user_cache(folder: str) -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dlbasics" / folder
 
 
 def _verified_md5(path: Path, expected: str) -> str:
@@ -178,21 +173,17 @@ def _verified_md5(path: Path, expected: str) -> str:
     """
     stat = path.resolve().stat()
     key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{expected}"
-    marker = _md5_cache() / hashlib.sha1(key.encode()).hexdigest()[:24]
-    try:
+    marker = _user_cache("md5") / hashlib.sha1(key.encode()).hexdigest()[:24]
+    with contextlib.suppress(OSError):
         if marker.read_text() == key:
             return expected
-    except OSError:
-        pass
     got = _md5(path)
     if got == expected:
-        try:
+        with contextlib.suppress(OSError):  # a read-only cache only costs the hashing next time
             marker.parent.mkdir(parents=True, exist_ok=True)
             tmp = marker.with_name(f"{marker.name}.{os.getpid()}.tmp")
             tmp.write_text(key)
             os.replace(tmp, marker)  # atomic: a concurrent reader sees the whole key or none
-        except OSError:
-            pass  # a read-only cache only costs the hashing next time
     return got
 
 

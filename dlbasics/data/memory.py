@@ -2,11 +2,9 @@
 
     dlbasics fit --config configs/rule_classifier.yaml   # any experiment uses it
 
-Small datasets (synthetic vectors, MNIST, sine windows) fit in memory, so each split is kept as a
-tuple of tensors and batches are produced by indexing them: no per-sample ``__getitem__``, no
-worker processes. :class:`InMemoryLoader` takes its order from a ``DistributedSampler``, so under DDP
-every rank sees its own disjoint shard each epoch and the union of the ranks' k-th batches is the
-single-process k-th batch.
+Small datasets (synthetic vectors, MNIST, sine windows) fit in memory, so each split is kept as a tuple of tensors
+and batches are produced by indexing them: no per-sample ``__getitem__``, no worker processes. Under DDP every rank
+sees its own disjoint shard each epoch, and the union of the ranks' k-th batches is the single-process k-th batch.
 """
 
 from __future__ import annotations
@@ -37,9 +35,7 @@ class InMemoryLoader:
         batch_size: Samples per batch on this process (global batch / world size).
         shuffle: Reshuffle every epoch from ``seed + epoch`` (Lightning calls ``sampler.set_epoch``).
         seed: Base seed of the permutation.
-        rank: This process's rank.
         world_size: Number of processes sharing the data.
-        drop_last: Drop the last incomplete batch (as ``DataLoader``'s ``drop_last``; the sampler never drops samples).
     """
 
     def __init__(
@@ -50,13 +46,11 @@ class InMemoryLoader:
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
-        drop_last: bool = False,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.tensors = tuple(tensors)
         self.batch_size = batch_size
-        self.drop_last = drop_last
         # ``range`` is all a sampler needs of a dataset: its length.
         self.sampler = DistributedSampler(
             range(len(self.tensors[0])), num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed
@@ -75,8 +69,7 @@ class InMemoryLoader:
         return torch.tensor(list(self.sampler), dtype=torch.long)[: self.num_samples]
 
     def __len__(self) -> int:
-        rounding = math.floor if self.drop_last else math.ceil
-        return rounding(self.num_samples / self.batch_size)
+        return math.ceil(self.num_samples / self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
         if not self.sampler.shuffle and self.sampler.num_replicas == 1:  # the order is 0..n-1: views, no copy
@@ -125,31 +118,18 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
         device = self._placement()[2]
         self.splits = {k: tuple(t.to(device) for t in v) for k, v in self.splits.items()}
 
-    def per_device_batch(self, batch_size: int) -> int:
-        """Split a global batch across processes; refuse sizes that would change the optimisation."""
-        world_size = self._placement()[1]
-        if batch_size % world_size:
-            raise ValueError(
-                f"batch_size {batch_size} is not divisible by the {world_size} processes: "
-                f"choose a multiple of {world_size} so the global batch is preserved"
-            )
-        return batch_size // world_size
-
-    def loader(self, split: str, shuffle: bool = False, drop_last: bool = False) -> InMemoryLoader:
-        """An :class:`InMemoryLoader` over ``split`` for this process."""
+    def loader(self, split: str, shuffle: bool = False) -> InMemoryLoader:
+        """An :class:`InMemoryLoader` over ``split`` for this process: its equal share of the global batch."""
         if split not in self.splits:
             raise RuntimeError(f"{type(self).__name__} has no {split!r} split; call setup() first")
         rank, world_size, _ = self._placement()
         size = self.batch_size if split == "train" else (self.eval_batch_size or self.batch_size)
-        return InMemoryLoader(
-            self.splits[split],
-            batch_size=self.per_device_batch(size),
-            shuffle=shuffle,
-            seed=self.seed,
-            rank=rank,
-            world_size=world_size,
-            drop_last=drop_last,
-        )
+        if size % world_size:
+            raise ValueError(
+                f"batch_size {size} is not divisible by the {world_size} processes: "
+                f"choose a multiple of {world_size} so the global batch is preserved"
+            )
+        return InMemoryLoader(self.splits[split], size // world_size, shuffle, self.seed, rank, world_size)
 
     @abstractmethod
     def setup(self, stage: str) -> None:

@@ -3,12 +3,9 @@
     dlbasics fit --config configs/fashion_mnist_cnn.yaml
 
 The splits come from the official IDX files (:mod:`dlbasics.data.idx`: Debian's ``dataset-fashion-mnist``, a
-folder of your own, or torchvision's download), verified and held as resident uint8 tensors.
-
-Batches hold pixels in [0, 1]; the models standardize them themselves with the training split's mean and
-std, which the DataModule exposes as ``pixel_mean``/``pixel_std`` and the CLI links into the model. Each stage
-reads only the files it needs: ``test`` the test split, ``predict`` of the user's files none at all (a checkpoint
-carries the statistics), and nothing is downloaded that the stage does not need.
+folder of your own, or torchvision's download). Each stage reads only the files it needs: ``test`` the test
+split, ``predict`` of the user's files none at all (a checkpoint carries the statistics), and nothing is
+downloaded that the stage does not need.
 
 ``dlbasics predict --data.predict_path my_digits/`` predicts the user's own images (read by
 :func:`dlbasics.use.files.load_images`) instead of the test split: ``predictions.csv`` has the columns
@@ -30,18 +27,15 @@ from dlbasics.use.files import load_images
 from dlbasics.use.images import to_pixels
 from dlbasics.use.predict import image_table
 
-#: The preprocessing of the user's images (:func:`~dlbasics.use.files.load_images`) for each dataset.
-IMAGE_STYLES = {"mnist": "mnist", "fashion_mnist": "fashion"}
 __all__ = ["DEBIAN_FASHION_MNIST", "MNISTDataModule", "locate_split", "read_split"]
 
 
 class MNISTDataModule(InMemoryDataModule):
     """MNIST or Fashion-MNIST: 28x28 grey images, 10 classes; batches ``(N, 1, 28, 28)`` float, labels int64.
 
-    The validation split is drawn from the official training set with ``seed``; test is the official
-    test set. Splits are held as uint8 tensors (on the training device) and converted to float pixels in
-    [0, 1] on the device in :meth:`on_after_batch_transfer`. ``pixel_mean`` and ``pixel_std``, statistics of the
-    training split only, are for the model (linked by the CLI): reading them loads the files if needed.
+    Validation is drawn from the official training set with ``seed``. Splits are held as uint8 tensors on the
+    training device and become float pixels in [0, 1] there (:meth:`on_after_batch_transfer`). ``pixel_mean`` and
+    ``pixel_std`` (training split only) are for the model, linked by the CLI: reading them loads the files if needed.
 
     Args:
         dataset: ``mnist`` or ``fashion_mnist``.
@@ -89,9 +83,8 @@ class MNISTDataModule(InMemoryDataModule):
         if num_val < 1 or shift < 0:
             raise ValueError(f"num_val must be >= 1 and shift >= 0, got num_val={num_val}, shift={shift}")
         if root is None:
-            root = (
-                DEBIAN_FASHION_MNIST if dataset == "fashion_mnist" and Path(DEBIAN_FASHION_MNIST).is_dir() else "data"
-            )
+            debian = dataset == "fashion_mnist" and Path(DEBIAN_FASHION_MNIST).is_dir()
+            root = DEBIAN_FASHION_MNIST if debian else "data"
         self.dataset, self.root, self.download, self.verify = dataset, root, download, verify
         self.num_val, self.normalization, self.shift = num_val, normalization, shift
         self.class_names = [c.split(" - ")[0] for c in DATASETS[dataset].classes]
@@ -106,19 +99,15 @@ class MNISTDataModule(InMemoryDataModule):
     @property
     def image_style(self) -> str:
         """How the user's photos become 28x28 images for this dataset (``mnist`` or ``fashion``), for the model."""
-        return IMAGE_STYLES[self.dataset]
-
-    def needed(self, stage: str) -> tuple[bool, ...]:
-        """Which official files a stage reads: ``True`` the training set (validation is carved from it)."""
-        if stage == "predict" and self.predict_path is not None:
-            return ()
-        return {"fit": (True, False), "validate": (True,), "test": (False,), "predict": (False,)}[stage]
+        return "mnist" if self.dataset == "mnist" else "fashion"
 
     def prepare_data(self) -> None:
-        # Lightning runs this once per node before setup: downloads never race. Only what the stage reads.
-        if self.download:
-            stage = self.trainer.state.fn if self.trainer is not None else "fit"
-            for train in self.needed(getattr(stage, "value", stage)):
+        # Lightning runs this once per node before setup: downloads never race. Only the files the stage reads:
+        # the training set (True; validation is carved from it), the test set (False), none for the user's images.
+        stage = self.trainer.state.fn if self.trainer is not None else "fit"
+        stage = getattr(stage, "value", stage)
+        if self.download and not (stage == "predict" and self.predict_path is not None):
+            for train in {"fit": (True, False), "validate": (True,)}.get(stage, (False,)):
                 locate_split(self.root, self.dataset, train, download=True)
 
     @property
@@ -178,11 +167,10 @@ class MNISTDataModule(InMemoryDataModule):
 
     def on_after_batch_transfer(self, batch: tuple[Tensor, ...], dataloader_idx: int) -> tuple[Tensor, ...]:
         """uint8 ``(N, 28, 28)`` → float pixels in [0, 1] ``(N, 1, 28, 28)``, shifted at random while training."""
-        x, *rest = batch
-        x = to_pixels(x)
+        x = to_pixels(batch[0])
         if self.shift and self.trainer is not None and self.trainer.training:
             x = random_shift(x, self.shift)
-        return (x, *rest)
+        return (x, *batch[1:])
 
 
 def first_available(datasets: tuple[str, ...] = ("mnist", "fashion_mnist")) -> tuple[str, list[str]] | str:

@@ -6,9 +6,8 @@ The series ``x_t = amplitude · sin(2π t / period + phase) + N(0, noise_std²)`
 split by time into train / val / test segments, in that order. Windows are cut inside each segment only,
 so no window crosses a split boundary: no value of one split is an input or a target of another.
 
-Windows hold raw values. The DataModule owns the mean and standard deviation of the *training* segment and
-exposes them as ``series_mean`` and ``series_std``; the CLI links them into the model, which standardizes its
-inputs itself (see :mod:`dlbasics.models.sine`), so a checkpoint alone forecasts raw values.
+Windows hold raw values; the model standardizes them itself with the *training* segment's ``series_mean`` and
+``series_std``, which the CLI links from here (see :mod:`dlbasics.models.sine`).
 
 Forecasting the user's own series: ``dlbasics predict --config sine_lstm --ckpt_path best --data.predict_path
 series.csv --data.predict_steps 100`` rolls the forecast out from the last ``n_steps`` values of the file (one
@@ -25,8 +24,6 @@ from torch import Tensor
 from dlbasics.data.memory import InMemoryDataModule, InMemoryLoader
 from dlbasics.use.files import read_series
 
-SPLITS = ("train", "val", "test")
-
 
 class SineData(InMemoryDataModule):
     """Sliding windows over one sine series, split by time; raw values, training statistics for the model.
@@ -37,7 +34,6 @@ class SineData(InMemoryDataModule):
     series, with ``predict_steps``.
 
     Args:
-        amplitude: Amplitude of the sine.
         period: Period in time steps.
         phase: Phase at ``t = 0`` in radians.
         noise_std: Standard deviation of the Gaussian noise added to every value (0: a clean sine).
@@ -77,17 +73,11 @@ class SineData(InMemoryDataModule):
         series_std: float | None = None,
     ) -> None:
         super().__init__(batch_size=batch_size, seed=seed)
-        if predict_steps < 1:
-            raise ValueError(f"predict_steps must be >= 1, got {predict_steps}")
-        self.predict_path, self.predict_steps = predict_path, predict_steps
-        #: The user's series (raw values) once read in ``setup("predict")`` with ``predict_path``.
-        self.predict_series: Tensor | None = None
-        if n_steps < 1:
-            raise ValueError(f"n_steps must be >= 1, got {n_steps}")
+        for name, value in (("predict_steps", predict_steps), ("n_steps", n_steps), ("horizon", horizon)):
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
         if n_steps >= length:
             raise ValueError(f"n_steps ({n_steps}) must be smaller than the series length ({length})")
-        if horizon < 1:
-            raise ValueError(f"horizon must be >= 1, got {horizon}")
         if noise_std < 0:
             raise ValueError(f"noise_std must be >= 0, got {noise_std}")
         if not period > 0:
@@ -97,6 +87,9 @@ class SineData(InMemoryDataModule):
                 f"val_fraction ({val_fraction}) and test_fraction ({test_fraction}) must be in (0, 1) "
                 "and leave a training part (sum < 1)"
             )
+        self.predict_path, self.predict_steps = predict_path, predict_steps
+        #: The user's series (raw values) once read in ``setup("predict")`` with ``predict_path``.
+        self.predict_series: Tensor | None = None
         self.amplitude, self.period, self.phase, self.noise_std = amplitude, period, phase, noise_std
         self.length, self.n_steps, self.horizon = length, n_steps, horizon
         n_test, n_val = round(length * test_fraction), round(length * val_fraction)
@@ -140,25 +133,18 @@ class SineData(InMemoryDataModule):
             raise ValueError(f"the {split} part has no {self.n_steps} values before it to start a forecast from")
         return self.series[lo - self.n_steps : lo], self.series[lo:hi], lo
 
-    def read_predict_series(self) -> Tensor:
-        """The user's series from ``predict_path`` (raw values), checked to fill a window of ``n_steps``."""
-        series = read_series(self.predict_path)
-        if len(series) < self.n_steps:
-            raise ValueError(
-                f"{self.predict_path} holds {len(series)} value{'s' * (len(series) != 1)}, fewer than the model's "
-                f"window n_steps = {self.n_steps}: give at least {self.n_steps} values"
-            )
-        return series
-
     def setup(self, stage: str) -> None:
-        for split in SPLITS:
-            if split not in self.splits:
-                self.splits[split] = self.windows(split)
+        self.splits |= {split: self.windows(split) for split in self.bounds if split not in self.splits}
         if stage == "predict" and "predict" not in self.splits:
             if self.predict_path is not None:
-                self.predict_series = self.read_predict_series()
-                windows = self.predict_series[-self.n_steps :].reshape(1, -1, 1)
-                self.splits["predict"] = (windows, torch.tensor([self.predict_steps]))
+                series = read_series(self.predict_path)
+                if len(series) < self.n_steps:
+                    raise ValueError(
+                        f"{self.predict_path} holds {len(series)} value{'s' * (len(series) != 1)}, fewer than the "
+                        f"model's window n_steps = {self.n_steps}: give at least {self.n_steps} values"
+                    )
+                self.predict_series = series
+                self.splits["predict"] = (series[-self.n_steps :].reshape(1, -1, 1), torch.tensor([self.predict_steps]))
             else:
                 windows = self.splits["test"][0]
                 self.splits["predict"] = (windows, torch.ones(len(windows), dtype=torch.long))

@@ -19,16 +19,11 @@ from torch import Tensor
 from dlbasics.data.memory import InMemoryDataModule
 from dlbasics.use.files import read_features
 
-_SPLIT_OFFSET = {"train": 0, "val": 1, "test": 2}
-
 
 class SyntheticData(InMemoryDataModule):
     """Base for generated data: subclasses implement :meth:`sample` and define ``num_features``.
 
     Args:
-        num_train: Training samples.
-        num_val: Validation samples.
-        num_test: Test samples.
         batch_size: Global batch size.
         seed: Seed of the generated data and of the shuffling.
         predict_path: Optional CSV of input rows (``num_features`` numbers a row, optional header) to predict
@@ -57,16 +52,12 @@ class SyntheticData(InMemoryDataModule):
     def sample(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """Draw ``n`` samples ``(x, y)``."""
 
-    def generator(self, split: str) -> torch.Generator:
-        """The generator of ``split``; independent of the other splits."""
-        return torch.Generator().manual_seed(self.seed * 1000 + _SPLIT_OFFSET[split])
-
     def setup(self, stage: str) -> None:
         if stage == "predict" and self.predict_path is not None and "predict" not in self.splits:
             self.splits["predict"] = (read_features(self.predict_path, self.num_features),)
-        for split, n in self.sizes.items():
+        for offset, (split, n) in enumerate(self.sizes.items()):  # train 0, val 1, test 2: a generator per split
             if split not in self.splits:
-                self.splits[split] = self.sample(n, self.generator(split))
+                self.splits[split] = self.sample(n, torch.Generator().manual_seed(self.seed * 1000 + offset))
         self.to_device()
 
 
@@ -77,13 +68,6 @@ class LinearData(SyntheticData):
         weights: True weight vector ``w``; its length is the number of features.
         bias: True bias ``b``.
         noise_std: Standard deviation of the additive Gaussian noise.
-        num_train: Training samples.
-        num_val: Validation samples.
-        num_test: Test samples.
-        batch_size: Global batch size.
-        seed: Seed of the generated data and of the shuffling.
-        predict_path: Optional CSV of inputs (``num_features`` numbers a row, optional header) to predict;
-            ``predictions.csv`` then has the columns ``index, prediction``.
     """
 
     def __init__(
@@ -124,13 +108,6 @@ class PolynomialData(SyntheticData):
     Args:
         coefficients: ``c_0, c_1, …`` in ascending powers; the default is the seed task 2x² + 3x + 4.
         noise_std: Standard deviation of the additive Gaussian noise.
-        num_train: Training samples.
-        num_val: Validation samples.
-        num_test: Test samples.
-        batch_size: Global batch size.
-        seed: Seed of the generated data and of the shuffling.
-        predict_path: Optional CSV of inputs (``num_features`` numbers a row, optional header) to predict;
-            ``predictions.csv`` then has the columns ``index, prediction``.
     """
 
     num_features = 1
@@ -169,11 +146,6 @@ class RuleData(SyntheticData):
     Args:
         num_features: Vector length ``d`` (5 in the seed task).
         predict_path: Optional CSV of vectors (``d`` numbers a row, optional header) to predict.
-        num_train: Training samples.
-        num_val: Validation samples.
-        num_test: Test samples.
-        batch_size: Global batch size.
-        seed: Seed of the generated data and of the shuffling.
     """
 
     num_classes = 2

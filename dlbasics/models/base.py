@@ -24,16 +24,7 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 from torchmetrics import ConfusionMatrix, MeanMetric, MetricCollection
-from torchmetrics.classification import (
-    BinaryAccuracy,
-    BinaryF1Score,
-    BinaryPrecision,
-    BinaryRecall,
-    MulticlassAccuracy,
-    MulticlassF1Score,
-    MulticlassPrecision,
-    MulticlassRecall,
-)
+from torchmetrics import classification as tmc
 
 from dlbasics import trust
 from dlbasics.models.schedules import run_length_kwargs
@@ -53,23 +44,12 @@ def classification_metrics(num_classes: int) -> MetricCollection:
     macro averages so that every class counts the same.
     """
     if num_classes == 2:
-        return MetricCollection(
-            {
-                "acc": BinaryAccuracy(),
-                "f1": BinaryF1Score(),
-                "precision": BinaryPrecision(),
-                "recall": BinaryRecall(),
-            }
-        )
-    kw: dict[str, Any] = {"num_classes": num_classes, "average": "macro"}
-    return MetricCollection(
-        {
-            "acc": MulticlassAccuracy(num_classes=num_classes, average="micro"),
-            "f1": MulticlassF1Score(**kw),
-            "precision": MulticlassPrecision(**kw),
-            "recall": MulticlassRecall(**kw),
-        }
-    )
+        metrics = [tmc.BinaryAccuracy(), tmc.BinaryF1Score(), tmc.BinaryPrecision(), tmc.BinaryRecall()]
+    else:
+        kw: dict[str, Any] = {"num_classes": num_classes, "average": "macro"}
+        accuracy = tmc.MulticlassAccuracy(num_classes=num_classes, average="micro")
+        metrics = [accuracy, tmc.MulticlassF1Score(**kw), tmc.MulticlassPrecision(**kw), tmc.MulticlassRecall(**kw)]
+    return MetricCollection(dict(zip(("acc", "f1", "precision", "recall"), metrics, strict=True)))
 
 
 class Experiment(L.LightningModule, ABC):
@@ -102,14 +82,6 @@ class Experiment(L.LightningModule, ABC):
         self.val_metrics = metrics.clone(prefix="val/") if metrics else None
         self.test_metrics = metrics.clone(prefix="test/") if metrics else None
 
-    def stage_metrics(self, stage: str) -> tuple[MeanMetric, MetricCollection | None]:
-        """The mean loss and the metrics of ``stage`` (``train``, ``val`` or ``test``)."""
-        return {
-            "train": (self.train_loss, self.train_metrics),
-            "val": (self.val_loss, self.val_metrics),
-            "test": (self.test_loss, self.test_metrics),
-        }[stage]
-
     @abstractmethod
     def forward(self, x: Tensor) -> Tensor:
         """The model's output for a batch of inputs."""
@@ -128,8 +100,7 @@ class Experiment(L.LightningModule, ABC):
 
     def _shared_step(self, batch: tuple[Tensor, ...], stage: str) -> tuple[Tensor, Tensor]:
         """Loss and output of a batch; keeps the loss, the output and the target for the stage's epoch metrics."""
-        x, y = batch[0], batch[1]
-        output = self(x)
+        output, y = self(batch[0]), batch[1]
         loss = self.compute_loss(output, y)
         self.kept[stage].append((self.reported_loss(loss.detach()), output.detach(), y))
         return loss, output.detach()
@@ -137,9 +108,9 @@ class Experiment(L.LightningModule, ABC):
     def _log_epoch(self, stage: str) -> None:
         # Logging metric objects once per epoch instead of on every step keeps Lightning's per-step
         # bookkeeping out of the hot loop; Lightning computes (synced across ranks) and resets them.
-        mean_loss, metrics = self.stage_metrics(stage)
         if not self.kept[stage]:
             return
+        mean_loss, metrics = getattr(self, f"{stage}_loss"), getattr(self, f"{stage}_metrics")
         losses, outputs, targets = zip(*self.kept[stage], strict=True)
         self.kept[stage] = []
         weights = torch.tensor([len(y) for y in targets], device=losses[0].device)
@@ -222,10 +193,8 @@ class Experiment(L.LightningModule, ABC):
         fill = run_length_kwargs(self.lr_scheduler, int(self.trainer.estimated_stepping_batches))
         scheduler = self.lr_scheduler(optimizer, **fill)
         per_step = fill or isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR)  # schedules counted in steps
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step" if per_step else "epoch"},
-        }
+        interval = "step" if per_step else "epoch"
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
 
 
 class Classifier(Experiment):
@@ -233,8 +202,6 @@ class Classifier(Experiment):
 
     Args:
         num_classes: Classes (2: binary, one logit).
-        optimizer: See :class:`Experiment`.
-        lr_scheduler: See :class:`Experiment`.
     """
 
     def __init__(

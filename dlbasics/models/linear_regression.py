@@ -27,7 +27,6 @@ class LinearRegression(Experiment):
         degree: Highest power of each feature (1 = plain linear regression).
         init_std: Weights start from N(0, init_std²) and the bias from 0, as in d2l.
         optimizer: See :class:`~dlbasics.models.base.Experiment` (d2l: SGD, lr 0.03).
-        lr_scheduler: See :class:`~dlbasics.models.base.Experiment`.
     """
 
     def __init__(

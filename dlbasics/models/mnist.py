@@ -6,8 +6,6 @@
 Both take float pixels in [0, 1] ``(N, 1, 28, 28)`` (what :class:`dlbasics.data.MNISTDataModule` yields),
 standardize them with the training split's statistics (hparams ``pixel_mean``/``pixel_std``, linked from the
 DataModule, so a checkpoint alone turns raw pixels into a prediction) and return logits ``(N, num_classes)``.
-After ``test`` the callbacks of :mod:`dlbasics.pictures` save the confusion matrix, a grid of misclassified
-test images and (CNN) each block's activation maps.
 
 The models know what their inputs were: ``class_names`` and ``image_style`` (digits or clothes, how a photo is
 turned into a 28x28 image) are linked from the DataModule into every checkpoint, so
@@ -29,32 +27,13 @@ ACTIVATIONS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU, "leaky_r
 
 
 class ImageClassifier(Classifier):
-    """A :class:`Classifier` of images that can show what its blocks see (:meth:`block_outputs`)."""
+    """A :class:`Classifier` of 28x28 images, standardized with the training split's pixel statistics."""
 
     @property
     def input_style(self) -> str:
         """``image_style``; for a checkpoint written before it was recorded, what its class names say."""
         names = self.hparams.get("class_names") or []
         return self.hparams.get("image_style") or ("mnist" if all(str(n).isdigit() for n in names) else "fashion")
-
-    def activation_blocks(self) -> list[nn.Module]:
-        """Submodules whose outputs are worth showing as activation maps (none by default)."""
-        return []
-
-    @torch.no_grad()
-    def block_outputs(self, x: Tensor) -> list[Tensor]:
-        """Run the model on ``x`` and return the output of each of :meth:`activation_blocks`."""
-        blocks, outputs = self.activation_blocks(), {}
-        handles = [
-            block.register_forward_hook(lambda _m, _i, out, i=i: outputs.__setitem__(i, out.detach()))
-            for i, block in enumerate(blocks)
-        ]
-        try:
-            self(x)
-        finally:
-            for handle in handles:
-                handle.remove()
-        return [outputs[i] for i in range(len(blocks))]
 
     def example_input(self, batch: int = 1) -> Tensor:
         """Uniform pixels in [0, 1], ``(batch, 1, 28, 28)`` float32, from a fixed seed of its own."""
@@ -89,8 +68,6 @@ class MNISTMLP(ImageClassifier):
             fish book), ``xavier`` (Glorot: std sqrt(2 / (fan_in + fan_out)), the fish book's 1/sqrt(n)) or
             ``kaiming`` (He: std gain / sqrt(fan_in), gain sqrt(2) for ReLU), normal variants with zero biases.
         init_std: Standard deviation of the ``normal`` initialisation.
-        optimizer: See :class:`~dlbasics.models.base.Experiment`.
-        lr_scheduler: See :class:`~dlbasics.models.base.Experiment`.
     """
 
     def __init__(
@@ -180,8 +157,6 @@ class MNISTCNN(ImageClassifier):
         hidden: Width of a hidden layer between the blocks and the output (linear, BatchNorm, ReLU); 0: none.
         dropout: Dropout probability before the output layer.
         channels_last: Keep convolution weights and activations channels-last (faster on CPUs with oneDNN).
-        optimizer: See :class:`~dlbasics.models.base.Experiment`.
-        lr_scheduler: See :class:`~dlbasics.models.base.Experiment`.
     """
 
     def __init__(
@@ -226,8 +201,18 @@ class MNISTCNN(ImageClassifier):
             self.features.to(memory_format=torch.channels_last)
         self.example_input_array = torch.zeros(1, 1, 28, 28)  # the model summary's sizes and FLOPs
 
-    def activation_blocks(self) -> list[nn.Module]:
-        return [m for m in self.features if isinstance(m, nn.ReLU)]  # the end of every block
+    @torch.no_grad()
+    def block_outputs(self, x: Tensor) -> list[Tensor]:
+        """Run the model on ``x`` and return the output of each block (its ReLU), the maps a picture shows."""
+        outputs: list[Tensor] = []
+        blocks = [m for m in self.features if isinstance(m, nn.ReLU)]
+        handles = [block.register_forward_hook(lambda _m, _i, out: outputs.append(out.detach())) for block in blocks]
+        try:
+            self(x)
+        finally:
+            for handle in handles:
+                handle.remove()
+        return outputs
 
     def forward(self, x: Tensor) -> Tensor:
         check_input(self, x, 1, 28, 28)

@@ -21,8 +21,6 @@ class RuleClassifier(Classifier):
     Args:
         num_features: Vector length (linked from the DataModule).
         num_classes: Classes (linked from the DataModule); the rule is binary, so 2.
-        optimizer: See :class:`~dlbasics.models.base.Experiment`.
-        lr_scheduler: See :class:`~dlbasics.models.base.Experiment`.
     """
 
     def __init__(

@@ -2,9 +2,8 @@
 
     dlbasics fit --config rule_classifier   # lr_scheduler: dlbasics.models.schedules.CosineAnnealingLR
 
-The models take ``lr_scheduler: LRSchedulerCallable`` (LightningCLI dependency injection, any
-``torch.optim.lr_scheduler`` class). :func:`run_length_kwargs` fills in the arguments that mean "the length of the
-run in steps" when the config leaves them out, so a schedule follows ``max_epochs``/``max_steps``.
+The models take ``lr_scheduler: LRSchedulerCallable`` (any ``torch.optim.lr_scheduler`` class); the arguments that
+mean "the length of the run in steps" (:data:`RUN_LENGTH_ARGS`), left out, follow ``max_epochs``/``max_steps``.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ from typing import Any
 
 import torch
 
-#: Scheduler arguments that mean "the length of the run in steps"; left out, the run's step count fills them.
 RUN_LENGTH_ARGS = ("total_steps", "T_max")
 
 
@@ -23,7 +21,6 @@ class CosineAnnealingLR(torch.optim.lr_scheduler.CosineAnnealingLR):
     torch requires ``T_max`` and the config parser enforces that before any run starts, hence this subclass.
 
     Args:
-        optimizer: The wrapped optimizer.
         T_max: Steps of the half cosine (``None``: the whole run, filled in by :meth:`Experiment.configure_optimizers`).
         eta_min: Final learning rate.
         last_epoch: Index of the last step (-1 to start).

@@ -5,16 +5,12 @@
     dlbasics predict --config configs/sine_lstm.yaml --ckpt_path <ckpt>   # + predictions.csv
     dlbasics predict --config sine_lstm --ckpt_path best --data.predict_path series.csv   # forecast it
 
-Normalization, as for the MNIST models: :class:`~dlbasics.data.SineData` yields raw windows and owns the
-training part's mean and std, which the CLI links into the model (hparams ``series_mean``/``series_std``, so every
-checkpoint carries them). ``forward`` takes raw windows, standardizes them with those statistics (buffers), and
-returns raw values. The optimized objective is the standardized MSE (equally well conditioned for any amplitude);
-``train/loss``, ``val/loss`` and ``test/loss`` are all logged as the MSE on the original scale of the series, so
-the learning curves compare like with like. A checkpoint works on its own:
+Normalization, as for the MNIST models: the CLI links the training part's mean and std from
+:class:`~dlbasics.data.SineData` into the model (hparams ``series_mean``/``series_std``, so every checkpoint carries
+them); ``forward`` standardizes raw windows with them and returns raw values. The optimized objective is the
+standardized MSE (equally well conditioned for any amplitude); every stage logs ``{stage}/loss`` as the MSE on the
+original scale of the series, so the learning curves compare like with like. A checkpoint works on its own:
 ``SineLSTM.load_from_checkpoint(path).forecast(last_values, steps=100)``.
-
-After ``test`` and ``predict`` the :class:`~dlbasics.pictures.Forecast` callback rolls a forecast out from the
-end of the validation data over the test part: ``forecast.csv`` and ``forecast.png`` in the run directory.
 
 bf16-mixed: CPU autocast runs ``nn.LSTM`` in bfloat16, so its state carries 8-bit mantissas through every
 step (the LSTM config ends at val/loss ~3e-6 instead of ~8e-7), while ``nn.GRU`` follows its inputs' dtype
@@ -53,8 +49,6 @@ class SineRNN(Experiment):
         hidden_size: Width of the recurrent state.
         num_layers: Stacked recurrent layers.
         dropout: Dropout between recurrent layers and before the head.
-        optimizer: See :class:`~dlbasics.models.base.Experiment`.
-        lr_scheduler: See :class:`~dlbasics.models.base.Experiment`.
     """
 
     @property
@@ -106,10 +100,8 @@ class SineRNN(Experiment):
         return (values - self.series_mean) / self.series_std
 
     def compute_loss(self, output: Tensor, target: Tensor) -> Tensor:
-        """The MSE of standardized values: the same conditioning for any amplitude of the series."""
-        return nn.functional.mse_loss(
-            self.standardize(output.float()), self.standardize(target.float()).view_as(output)
-        )
+        target = self.standardize(target.float()).view_as(output)
+        return nn.functional.mse_loss(self.standardize(output.float()), target)
 
     def reported_loss(self, loss: Tensor) -> Tensor:
         """Standardized MSE → MSE on the original scale of the series (every stage logs this)."""
@@ -153,11 +145,8 @@ class SineRNN(Experiment):
         return out.reshape(steps) if len(shape) == 1 else out.squeeze(-1) if len(shape) == 2 else out
 
     def inference(self, x: Tensor) -> Tensor:
-        """Raw windows ``(N, n_steps)`` (``(N, n_steps, num_features)``) → the next ``horizon`` raw values.
-
-        Returns:
-            ``(N, horizon * num_features)``: ``(N, horizon)`` for one feature.
-        """
+        """Raw windows ``(N, n_steps)`` (``(N, n_steps, num_features)``) → the next ``horizon`` raw values,
+        ``(N, horizon * num_features)``."""
         return self(x.unsqueeze(-1) if x.ndim == 2 else x)
 
     def example_input(self, batch: int = 1) -> Tensor:

@@ -47,18 +47,11 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             reason = " ".join(str(err).split())[:120]
             raise OSError(f"could not write {path} ({reason}); {free:.1f} MiB free on its disk: the previous "
                           "checkpoint is kept") from None  # fmt: skip
-        return None
 
 
 def open_checkpoint(config: Any) -> tuple[str, dict[str, Any] | None]:
-    """What the CLI does with ``--ckpt_path`` before Lightning reads the file.
-
-    Args:
-        config: The subcommand's parsed config (``ckpt_path``, ``model``, ``data``).
-
-    Returns:
-        The local path to hand to Lightning, and the checked checkpoint (``None`` for Lightning's keywords).
-    """
+    """The local path to hand to Lightning and the checked checkpoint (``None`` for Lightning's keywords), from the
+    ``ckpt_path`` of the subcommand's parsed ``config``, before Lightning reads the file."""
     value = str(config.ckpt_path)
     if value in KEYWORDS or value.startswith("registry:"):
         return value, None
@@ -74,28 +67,20 @@ def open_checkpoint(config: Any) -> tuple[str, dict[str, Any] | None]:
         path = Path(value)
     checkpoint = trust.read(path)
     model = trust.loaded(model_config["class_path"])
-    packages = {str(c.get("class_path", c)).split(".")[0] for c in _components(model_config) if c}
+    args = model_config.get("init_args") or {}
+    components = [model_config, args.get("optimizer"), args.get("lr_scheduler")]
+    packages = {str(c.get("class_path", c)).split(".")[0] for c in components if c}
     trust.check(checkpoint, path, model, packages)
     hparams = checkpoint.get("hyper_parameters") or {}
-    if changed := differences(model_config.get("init_args") or {}, hparams):
-        rank_zero_info(f"{path} was trained with {changed}: the checkpoint's are used")
-    return str(path), checkpoint
-
-
-def _components(model_config: dict[str, Any]) -> list[Any]:
-    args = model_config.get("init_args") or {}
-    return [model_config, args.get("optimizer"), args.get("lr_scheduler")]
-
-
-def differences(config_args: dict[str, Any], hparams: dict[str, Any]) -> str:
-    """``"channels [32, 64] (the config: [16, 48]), …"`` for the architecture settings where the two differ."""
     skip = {"optimizer", "lr_scheduler", *SHAPES, *STATISTICS}  # linked from the data, checked there
-    changed = [
+    changed = [  # the architecture settings where the config and the checkpoint differ
         f"{key} {hparams[key]} (the config: {value})"
-        for key, value in config_args.items()
+        for key, value in args.items()
         if key not in skip and key in hparams and plain(hparams[key]) != plain(value)
     ]
-    return ", ".join(changed)
+    if changed:
+        rank_zero_info(f"{path} was trained with {', '.join(changed)}: the checkpoint's are used")
+    return str(path), checkpoint
 
 
 def plain(value: Any) -> Any:

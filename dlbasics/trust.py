@@ -3,10 +3,10 @@
     dlbasics test --config rule_classifier --ckpt_path evil.ckpt    # refused in one line, before any import
 
 LightningCLI copies a checkpoint's ``hyper_parameters`` into the config and jsonargparse imports and calls every
-``class_path`` there, so :func:`check_hyperparameters` walks them first: the model must be the config's own class,
-``optimizer`` an optimizer class and ``lr_scheduler`` a schedule class that are *already imported* from torch,
-dlbasics or a package the config itself names, with plain-data arguments; any other ``class_path``, any unknown key,
-any text where a parameter takes none is refused with one line naming the file and the key.
+``class_path`` there, so :func:`check` walks them first: the model must be the config's own class, ``optimizer`` an
+optimizer class and ``lr_scheduler`` a schedule class that are *already imported* from torch, dlbasics or a package
+the config itself names, with plain-data arguments; any other ``class_path``, any unknown key, any text where a
+parameter takes none is refused with one line naming the file and the key.
 """
 
 from __future__ import annotations
@@ -24,13 +24,14 @@ INSTANTIATOR = "lightning.pytorch.cli.instantiate_module"
 #: Packages whose classes a checkpoint may name, besides those the config names itself.
 TRUSTED = ("torch", "dlbasics")
 MAX_VALUES = 10_000  #: hyperparameter values (keys, list items) a checkpoint may hold
-#: Written into every checkpoint; a checkpoint older than its model can read is refused (:func:`check_format`).
+#: Written into every checkpoint; a checkpoint older than its model can read is refused (:func:`check`).
 FORMAT_VERSION = 2
 #: Why a model cannot read a format older than ``version``: ``{model: (version, what changed)}``.
 BREAKING_CHANGES = {
     None: (1, "optimizers given as strings, MNIST models fed standardized images"),  # every model
     "dlbasics.models.mnist.MNISTCNN": (2, "BatchNorm before the max-pool in every block"),
 }
+FROM_FIT = "pass a .ckpt written by `dlbasics fit`"  #: how a refused checkpoint's message ends
 COMPONENTS = {"optimizer": torch.optim.Optimizer, "lr_scheduler": torch.optim.lr_scheduler.LRScheduler}
 
 
@@ -80,13 +81,9 @@ def read(path: str | Path) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as err:  # the file's name and the reason, not torch's unpickling essay
-        raise ValueError(
-            f"{path} is not a readable checkpoint ({type(err).__name__}): pass a .ckpt written by `dlbasics fit`"
-        ) from None
+        raise ValueError(f"{path} is not a readable checkpoint ({type(err).__name__}): {FROM_FIT}") from None
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
-        raise ValueError(
-            f"{path} is not a Lightning checkpoint (no state_dict): pass a .ckpt written by `dlbasics fit`"
-        )
+        raise ValueError(f"{path} is not a Lightning checkpoint (no state_dict): {FROM_FIT}")
     return checkpoint
 
 
@@ -99,41 +96,37 @@ def is_readable(path: Path) -> bool:
     return True
 
 
-def check_format(checkpoint: dict[str, Any], path: Path) -> None:
-    """Raise a one-line ``ValueError`` if the checkpoint is older than its model can read."""
-    version = checkpoint.get("dlbasics_format_version", 0)
-    for model in (None, checkpoint.get("dlbasics_model")):
-        oldest, change = BREAKING_CHANGES.get(model, (0, ""))
-        if version < oldest:
-            raise ValueError(f"{path} was written by an older dlbasics ({change}): retrain it with `dlbasics fit`")
-
-
 def check(checkpoint: dict[str, Any], path: Path, model: type, packages: set[str] = frozenset()) -> None:
-    """Everything a checkpoint must pass before anything is built from it: its format and its hyperparameters."""
-    check_format(checkpoint, path)
-    check_hyperparameters(checkpoint, path, model, set(packages))
-
-
-def check_hyperparameters(checkpoint: dict[str, Any], path: Path, model: type, packages: set[str]) -> None:
-    """Refuse, in one line naming ``path`` and the key, hyperparameters that would make the CLI run foreign code.
+    """Refuse, in one line naming ``path``, a checkpoint older than its model can read or whose hyperparameters
+    would make the CLI run foreign code: everything it must pass before anything is built from it.
 
     Args:
-        checkpoint: What :func:`read` returned.
-        path: The file, for messages.
         model: The model class the config builds; the checkpoint must be of exactly this class.
         packages: Top-level packages the config names (its model, optimizer and schedule); with :data:`TRUSTED`,
             the only packages whose classes the checkpoint may name.
     """
+    version = checkpoint.get("dlbasics_format_version", 0)
+    for name in (None, checkpoint.get("dlbasics_model")):
+        oldest, change = BREAKING_CHANGES.get(name, (0, ""))
+        if version < oldest:
+            raise ValueError(f"{path} was written by an older dlbasics ({change}): retrain it with `dlbasics fit`")
     hparams = checkpoint.get("hyper_parameters") or {}
     where = f"checkpoint {path}: hyper_parameters"
     if not isinstance(hparams, dict):
-        raise ValueError(f"{where} is not a mapping: pass a .ckpt written by `dlbasics fit`")
+        raise ValueError(f"{where} is not a mapping: {FROM_FIT}")
     if _count(hparams) > MAX_VALUES:
         raise ValueError(f"{where} holds more than {MAX_VALUES} values: refusing to parse it")
     stored = model_name(checkpoint)
     cls = _class(stored, L.LightningModule, f"{where}._class_path", packages) if stored else model
     if cls is not model:
-        raise ModelMismatch(path, cls, model)
+        from dlbasics.resources import configs_building  # the shipped configs, for the hint
+
+        names = configs_building(full_name(cls), cls.__name__)
+        hint = f"--config {' or '.join(names[:3])}" if names else f"a config building {cls.__name__}"
+        raise ValueError(
+            f"checkpoint {path} is a {cls.__name__}; the config builds a {model.__name__}: pass {hint} or a "
+            f"{model.__name__} checkpoint"
+        )
     params = inspect.signature(model).parameters
     for key, value in hparams.items():
         if key == "_class_path":
@@ -148,20 +141,6 @@ def check_hyperparameters(checkpoint: dict[str, Any], path: Path, model: type, p
         else:
             takes_text = any(word in str(params[key].annotation) for word in ("str", "Literal"))
             _check_data(value, takes_text, f"{where}.{key}")
-
-
-class ModelMismatch(ValueError):
-    """A checkpoint of another model class than the config's."""
-
-    def __init__(self, path: Path, stored: type, wanted: type) -> None:
-        from dlbasics.resources import configs_building  # the shipped configs, for the hint
-
-        names = configs_building(full_name(stored), stored.__name__)
-        hint = f"--config {' or '.join(names[:3])}" if names else f"a config building {stored.__name__}"
-        super().__init__(
-            f"checkpoint {path} is a {stored.__name__}; the config builds a {wanted.__name__}: pass {hint} or a "
-            f"{wanted.__name__} checkpoint"
-        )
 
 
 def _count(value: Any) -> int:

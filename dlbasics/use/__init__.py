@@ -4,7 +4,7 @@
     dlbasics export --config mnist_cnn --ckpt_path best
 
     from dlbasics.use import load, predict
-    result = predict(load("best.ckpt"), "my_digits/")
+    result = predict(load("best.ckpt"), "my_digits/")   # result["label"], result["probability"], result.inputs
 
 :mod:`~dlbasics.use.files` reads the user's files, :mod:`~dlbasics.use.images` turns photos into MNIST form,
 :mod:`~dlbasics.use.predict` runs the model and names the columns, :mod:`~dlbasics.use.onnx` exports.

@@ -5,11 +5,6 @@
 Pure functions (torch, numpy and PIL only): each turns a file or a folder into the tensor a model takes, or stops
 with one line that names the file, the problem and what to do. Values must be finite *as float32* (what the
 models compute in), files must be files and folders folders, and images are bounded in size before decoding.
-
-* :func:`load_images` reads photos, scans or drawings of digits or clothes (turned into MNIST form by
-  :mod:`dlbasics.use.images`), or a ``.npy`` array already in MNIST form, into ``(N, 28, 28)`` uint8 images.
-* :func:`read_series` reads one column of numbers (a sine-like series to forecast from).
-* :func:`read_features` reads rows of ``F`` numbers (the rule classifier's vectors).
 """
 
 from __future__ import annotations
@@ -21,9 +16,10 @@ from typing import Literal
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import Tensor
 
-from dlbasics.use.images import SIZE, image_extensions, one_line, preprocess, read_gray
+from dlbasics.use.images import SIZE, one_line, preprocess, read_gray
 
 WHAT_TO_PASS = "pass an image file (PNG, JPEG, ...), a folder of images or a .npy array of 28x28 images"
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -33,29 +29,20 @@ MAX_CSV_BYTES = 256 << 20  #: a CSV larger than this is refused unread
 def load_images(path: str | Path, style: Literal["mnist", "fashion"] = "mnist") -> tuple[Tensor, list[str]]:
     """Read the user's images as MNIST-like ``(N, 28, 28)`` uint8 tensors, light strokes on black.
 
-    ``path`` is one image file, a folder of images, or a ``.npy`` array. Images may be in any format PIL opens
-    (PNG, JPEG, BMP, GIF, TIFF, WebP, ...), RGB, RGBA, gray or palette, of any size; JPEG orientation tags are
-    applied, and only the first frame of an animated GIF or multi-page TIFF is read. A folder is read in sorted
-    file-name order (not recursively); files in it that are not images (by extension) are skipped with one
-    warning saying how many, and hidden files (``.DS_Store``) are ignored. A ``.npy`` array of shape
-    ``(N, 28, 28)`` or ``(28, 28)``, of uint8 (0-255, or any integer type in that range) or float in [0, 1], is
-    taken as-is: it is already in MNIST form.
-
-    Every image is turned into MNIST form by :func:`dlbasics.use.images.preprocess` in the given ``style``.
-
     Args:
-        path: An image file, a folder of images or a ``.npy`` file.
-        style: ``"mnist"`` for handwritten digits, ``"fashion"`` for clothes and shoes.
+        path: One image file in any format PIL opens (PNG, JPEG, BMP, GIF, TIFF, WebP, ...; RGB, RGBA, gray or
+            palette, any size; JPEG orientation tags applied, only the first frame of an animation), a folder of
+            them (see :func:`list_images`), or a ``.npy`` array already in MNIST form (:func:`read_npy_images`).
+        style: :func:`dlbasics.use.images.preprocess`'s recipe: ``"mnist"`` for handwritten digits,
+            ``"fashion"`` for clothes and shoes.
 
     Returns:
-        ``(images, names)``: uint8 ``(N, 28, 28)`` images and their file names (relative to the folder;
-        ``"<file>.npy[i]"`` for an array).
+        ``(images, names)``: uint8 ``(N, 28, 28)`` images and their file names (``"<file>.npy[i]"`` for an array).
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: An image cannot be decoded, a folder holds no images, an array has the wrong shape, type
-            or values, or an image is blank (no strokes after the background is removed). The message is one
-            line naming the file.
+        ValueError: An image cannot be decoded or is blank (no strokes once the background is removed), a folder
+            holds no images, or an array has the wrong shape, type or values.
     """
     if style not in ("mnist", "fashion"):
         raise ValueError(f"unknown image style {style!r}: use 'mnist' (digits) or 'fashion' (clothes)")
@@ -64,34 +51,34 @@ def load_images(path: str | Path, style: Literal["mnist", "fashion"] = "mnist") 
         raise FileNotFoundError(f"{str(path)!r} does not exist: {WHAT_TO_PASS}")
     if path.is_file() and path.suffix.lower() == ".npy":
         return read_npy_images(path)
-    if path.is_dir():
-        files, skipped = list_images(path)
-        if skipped:
-            shown = ", ".join(skipped[:3]) + (", …" if len(skipped) > 3 else "")
-            warnings.warn(
-                f"skipped {len(skipped)} file{'s' if len(skipped) > 1 else ''} in {path} that "
-                f"{'are not images' if len(skipped) > 1 else 'is not an image'} ({shown})",
-                stacklevel=2,
-            )
-        if not files:
-            raise ValueError(f"{path} holds no images: put PNG, JPEG, BMP, GIF, TIFF or WebP files in it")
-        names = [f.name for f in files]
-    else:
-        files, names = [path], [path.name]
+    files = list_images(path) if path.is_dir() else [path]
     images = [preprocess(read_gray(f), style, name=str(f)) for f in files]
-    return torch.from_numpy(np.stack(images)), names
+    return torch.from_numpy(np.stack(images)), [f.name for f in files]
 
 
-def list_images(folder: Path) -> tuple[list[Path], list[str]]:
-    """Sorted image files of ``folder`` and the names of the other (non-hidden) files."""
-    extensions = image_extensions()
+def list_images(folder: Path) -> list[Path]:
+    """The image files of ``folder`` (by extension, not recursively) sorted by name; hidden files (``.DS_Store``)
+    are ignored, other files skipped with one warning."""
+    extensions = {ext.lower() for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
     files = sorted(f for f in folder.iterdir() if f.is_file() and not f.name.startswith("."))
+    skipped = [f.name for f in files if f.suffix.lower() not in extensions]
+    if skipped:
+        many = len(skipped) > 1
+        shown = ", ".join(skipped[:3]) + (", …" if len(skipped) > 3 else "")
+        warnings.warn(
+            f"skipped {len(skipped)} file{'s' if many else ''} in {folder} that "
+            f"{'are not images' if many else 'is not an image'} ({shown})",
+            stacklevel=3,
+        )
     images = [f for f in files if f.suffix.lower() in extensions]
-    return images, [f.name for f in files if f.suffix.lower() not in extensions]
+    if not images:
+        raise ValueError(f"{folder} holds no images: put PNG, JPEG, BMP, GIF, TIFF or WebP files in it")
+    return images
 
 
 def read_npy_images(path: Path) -> tuple[Tensor, list[str]]:
-    """A ``.npy`` array of images already in MNIST form (uint8 0-255 or float 0-1), checked, as uint8."""
+    """A ``.npy`` array already in MNIST form, ``(N, 28, 28)`` or ``(28, 28)`` of uint8 0-255 (or any integer type
+    in that range) or float in [0, 1], taken as-is after checks, as uint8."""
     what = "expected uint8 0-255 or float 0-1 images of shape (N, 28, 28) or (28, 28)"
     try:
         array = np.load(path, allow_pickle=False)
@@ -129,8 +116,31 @@ def read_npy_images(path: Path) -> tuple[Tensor, list[str]]:
 # --- CSV: a series and feature vectors -------------------------------------------------------------------------------
 
 
-def _read_rows(path: Path, what: str) -> list[tuple[int, list[str]]]:
-    """Non-blank lines of a CSV as ``(line number, cells)``; a non-numeric first line (a header) is dropped."""
+def read_series(path: str | Path) -> Tensor:
+    """A CSV or text file of one column of numbers (a header line is allowed) as a float32 ``(N,)`` tensor.
+
+    The caller checks the length against its window.
+    """
+    what = "one number a line (an optional header line first)"
+    return _read_csv(Path(path), 1, what, f": pass a CSV with {what}").reshape(-1)
+
+
+def read_features(path: str | Path, num_features: int) -> Tensor:
+    """A CSV of ``num_features`` numbers a row (a header line is allowed) as a float32 ``(N, num_features)`` tensor."""
+    return _read_csv(Path(path), num_features, f"{num_features} numbers a row")
+
+
+def _read_csv(path: Path, columns: int, what: str, hint: str = "") -> Tensor:
+    """The numbers of a CSV with ``columns`` numbers a row as a float32 ``(N, columns)`` tensor.
+
+    Blank lines are skipped and only the first line may be non-numeric (a header, dropped); row numbers in
+    messages are line numbers of the file. ``what`` says what the file should hold, ``hint`` ends the message
+    about a row with another number of columns.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist, or is a folder.
+        ValueError: No rows, a row with another number of columns, a non-numeric cell, or NaN/inf.
+    """
     if path.is_dir():
         raise FileNotFoundError(f"predict_path {str(path)!r} is a folder: pass a CSV file with {what}")
     if not path.is_file():
@@ -146,7 +156,17 @@ def _read_rows(path: Path, what: str) -> list[tuple[int, list[str]]]:
         rows = rows[1:]
     if not rows:
         raise ValueError(f"{path} holds no values: pass a CSV with {what}")
-    return rows
+    for number, cells in rows:
+        if len(cells) != columns:
+            raise ValueError(f"{path} row {number} has {len(cells)} columns, expected {columns}{hint}")
+        for cell in cells:
+            if not _is_number(cell):
+                raise ValueError(f"{path} row {number} is not a number: {cell!r}")
+            if not math.isfinite(float(cell)):
+                raise ValueError(f"{path} row {number} holds {cell!r}: every value must be a finite number")
+            if abs(float(cell)) > FLOAT32_MAX:  # finite in Python, infinite once the model holds it as float32
+                raise ValueError(f"{path} row {number} holds {cell}, beyond float32's range (±3.4e38): scale the data")
+    return torch.tensor([[float(c) for c in cells] for _, cells in rows], dtype=torch.float32)
 
 
 def _is_number(cell: str) -> bool:
@@ -155,69 +175,3 @@ def _is_number(cell: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _parse(path: Path, number: int, cells: list[str]) -> list[float]:
-    values = []
-    for cell in cells:
-        if not _is_number(cell):
-            raise ValueError(f"{path} row {number} is not a number: {cell!r}")
-        value = float(cell)
-        if not math.isfinite(value):
-            raise ValueError(f"{path} row {number} holds {cell!r}: every value must be a finite number")
-        if abs(value) > FLOAT32_MAX:  # finite in Python, infinite once the model holds it as float32
-            raise ValueError(f"{path} row {number} holds {cell}, beyond float32's range (±3.4e38): scale the data")
-        values.append(value)
-    return values
-
-
-def read_series(path: str | Path) -> Tensor:
-    """Read a CSV or text file of one column of numbers (a header line is allowed) into a float32 1-D tensor.
-
-    Only the first line may be non-numeric (it is then taken as a header); blank lines are skipped. Row
-    numbers in messages are line numbers of the file. The caller checks the length against its window.
-
-    Args:
-        path: The file.
-
-    Returns:
-        The values, float32, shape ``(N,)``.
-
-    Raises:
-        FileNotFoundError: ``path`` does not exist.
-        ValueError: No values, a non-numeric cell after the header, more than one column, or NaN/inf.
-    """
-    path = Path(path)
-    what = "one number a line (an optional header line first)"
-    values = []
-    for number, cells in _read_rows(path, what):
-        if len(cells) != 1:
-            raise ValueError(f"{path} row {number} has {len(cells)} columns, expected 1: pass a CSV with {what}")
-        values += _parse(path, number, cells)
-    return torch.tensor(values, dtype=torch.float32)
-
-
-def read_features(path: str | Path, num_features: int) -> Tensor:
-    """Read a CSV of ``num_features`` numbers a row (a header line is allowed) into a float32 ``(N, F)`` tensor.
-
-    Only the first line may be non-numeric (it is then taken as a header); blank lines are skipped. Row
-    numbers in messages are line numbers of the file.
-
-    Args:
-        path: The CSV file.
-        num_features: Numbers a row (``F``).
-
-    Returns:
-        The rows, float32, shape ``(N, num_features)``.
-
-    Raises:
-        FileNotFoundError: ``path`` does not exist.
-        ValueError: No rows, a row with another number of columns, a non-numeric cell, or NaN/inf.
-    """
-    path = Path(path)
-    rows = []
-    for number, cells in _read_rows(path, f"{num_features} numbers a row"):
-        if len(cells) != num_features:
-            raise ValueError(f"{path} row {number} has {len(cells)} columns, expected {num_features}")
-        rows.append(_parse(path, number, cells))
-    return torch.tensor(rows, dtype=torch.float32)

@@ -36,16 +36,8 @@ def one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
-def image_extensions() -> set[str]:
-    """Extensions of every format PIL can open (``.png``, ``.jpg``, ``.bmp``, ``.gif``, ``.tif``, ``.webp``...)."""
-    return {ext.lower() for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
-
-
 def read_gray(path: Path) -> np.ndarray:
-    """The first frame of an image file as a float32 gray ``(H, W)`` array in [0, 1]; RGBA composited on white.
-
-    The size is read from the header and checked against :data:`MAX_PIXELS` before anything is decoded.
-    """
+    """The first frame of an image file as a float32 gray ``(H, W)`` array in [0, 1]; RGBA composited on white."""
     try:
         with warnings.catch_warnings():  # PIL's multi-line bomb warning: the size is checked here, in one line
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -83,52 +75,19 @@ def _to_gray(image: Image.Image) -> np.ndarray:
 def preprocess(gray: np.ndarray, style: Literal["mnist", "fashion"] = "mnist", name: str = "image") -> np.ndarray:
     """One gray ``(H, W)`` float image in [0, 1] to a uint8 ``(28, 28)`` MNIST-like image, light on black.
 
-    Both styles first make a gray image in [0, 1] (RGBA composited on white first), shrink it to at most
-    640 px (box filter) and, when it is larger than 64 px, remove speckle noise with a 3x3 median filter.
-    The background level is the median of the border pixels.
-
-    ``style="mnist"`` is the classic MNIST preprocessing (LeCun et al.: size-normalise the digit into a 20x20
-    box keeping its aspect ratio, anti-aliased, then centre it by its centre of mass in a 28x28 field):
-
-    1. Dark ink on light paper is inverted: the image is inverted when the background is nearer the bright
-       end of the image's range than the dark end (so a dim photo of paper is inverted too).
-    2. The background is removed: values below a threshold become 0, so paper texture and JPEG noise
-       vanish. The threshold is 10 times the border's noise (robust standard deviation) above the
-       background level, at least 5% of the contrast and at most 70% of the way to Otsu's threshold (itself
-       kept between 20% and 60% of the way to the brightest stroke): a clean drawing keeps its faint
-       anti-aliased edges, a noisy photo its paper texture out. The strokes ramp from 0 at the threshold
-       to 1 at the median level of the pixels above Otsu's threshold (MNIST's NIST source images were
-       black and white, so stroke cores saturate).
-    3. The image is cropped to the strokes' bounding box and scaled so that its longer side is 20 px,
-       keeping the aspect ratio (PIL bicubic on the float image, which is anti-aliased when shrinking; it
-       matched the real MNIST digits' stroke width better than Lanczos or bilinear).
-    4. It is pasted into a black 28x28 field, shifted by whole pixels so that the strokes' centre of mass
-       is at pixel (14, 14) (parts shifted past the edges are clipped), and rescaled so its maximum is 255.
-
-    ``style="fashion"`` is Fashion-MNIST's preprocessing of Zalando's product photos (trim the background,
-    fit the longer side to 28 px, centre the shorter side, negate):
-
-    1. The image is inverted when its background is light (Fashion-MNIST shows light objects on black).
-    2. The background is removed: the background level is subtracted, and pixels within 5% of it (or
-       within three times the border's noise) become 0; the object keeps its gray levels and texture. Parts
-       lighter than a light background vanish, so photograph the item on a plain background.
-    3. The image is cropped to the object's bounding box, padded to a square with the object centred, and
-       resized to 28x28 (bicubic, anti-aliased): the object fills the frame, with no 20 px box and no centre-of-mass
-       shift. Zalando's final sharpening is left out. The maximum is rescaled to 255.
-
-    Args:
-        gray: The image, dark or light background.
-        style: ``"mnist"`` or ``"fashion"``.
-        name: Named in the error raised for a blank image.
-
-    Returns:
-        The ``(28, 28)`` uint8 image, light on black, maximum 255.
+    Both styles shrink it to at most 640 px, remove speckle noise, take the median of the border pixels as the
+    background level, invert it so that the object is light on dark, remove the background, crop to the object,
+    place it in a 28x28 field and rescale its maximum to 255: ``style="mnist"`` as the classic MNIST preprocessing
+    (LeCun et al.; :func:`_strokes`, :func:`_mnist_field`), ``style="fashion"`` as Fashion-MNIST's of Zalando's
+    product photos (:func:`_fashion_field`). ``name`` is named in the error raised for a blank image.
     """
     gray = _denoise(_shrink(np.asarray(gray, dtype=np.float32)))
     border = np.concatenate([gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]])
     background = float(np.median(border))
     lo, hi = float(gray.min()), float(gray.max())
-    # mnist: is the background nearer the bright end of the range? fashion: is it light?
+    # mnist: dark ink on light paper is inverted when the background is nearer the bright end of the image's range
+    # than the dark end (so a dim photo of paper is inverted too); fashion: when it is light (Fashion-MNIST shows
+    # light objects on black)
     invert = hi - background < background - lo if style == "mnist" else background > 0.5
     if invert:
         gray, background, lo, hi = 1 - gray, 1 - background, 1 - hi, 1 - lo
@@ -142,6 +101,8 @@ def preprocess(gray: np.ndarray, style: Literal["mnist", "fashion"] = "mnist", n
     if style == "mnist":
         ink = _strokes(gray, background, hi, noise)
     else:
+        # the object keeps its gray levels and texture (photograph it on a plain background: parts lighter than a
+        # light background vanish)
         ink = np.clip(gray - background, 0, None)
         ink[ink <= max(0.05, 3 * noise)] = 0
     rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
@@ -177,23 +138,28 @@ def _otsu(values: np.ndarray, lo: float, hi: float, bins: int = 256) -> float:
     centres = (edges[:-1] + edges[1:]) / 2
     weight = np.cumsum(counts)
     mass = np.cumsum(counts * centres)
-    total, total_mass = weight[-1], mass[-1]
-    w0, w1 = weight[:-1], total - weight[:-1]
+    w0, w1 = weight[:-1], weight[-1] - weight[:-1]
     valid = (w0 > 0) & (w1 > 0)
     if not valid.any():
         return (lo + hi) / 2
     m0 = mass[:-1] / np.maximum(w0, 1)
-    m1 = (total_mass - mass[:-1]) / np.maximum(w1, 1)
+    m1 = (mass[-1] - mass[:-1]) / np.maximum(w1, 1)
     between = np.where(valid, w0 * w1 * (m0 - m1) ** 2, -1)
     return float(edges[1:][np.argmax(between)])
 
 
 def _strokes(gray: np.ndarray, background: float, hi: float, noise: float) -> np.ndarray:
-    """Background 0, strokes ramping up to 1 at their median level (light strokes on a dark background)."""
+    """Background 0, strokes ramping up to 1 at their median level (light strokes on a dark background).
+
+    Values below a threshold become 0, so paper texture and JPEG noise vanish. The threshold is 10 times the
+    border's noise (robust standard deviation) above the background, at least 5% of the contrast and at most 70%
+    of the way to Otsu's threshold (itself kept between 20% and 60% of the way to the brightest stroke): a clean
+    drawing keeps its faint anti-aliased edges, a noisy photo its paper texture out. The strokes ramp from 0 at
+    the threshold to 1 at the median level of the pixels above Otsu's threshold (MNIST's NIST source images were
+    black and white, so stroke cores saturate).
+    """
     contrast = hi - background
     otsu = min(max(_otsu(gray, background, hi), background + 0.2 * contrast), background + 0.6 * contrast)
-    # as low as the noise allows (a clean drawing keeps its faint anti-aliased edges), at most 70% of the way
-    # to Otsu's threshold (a noisy photo still keeps the strokes' soft edges)
     threshold = background + min(0.7 * (otsu - background), max(10 * noise, 0.05 * contrast))
     above = gray[gray > otsu]
     full = max(float(np.median(above)) if above.size else hi, threshold + 0.05 * contrast)
@@ -208,7 +174,12 @@ def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 def _mnist_field(ink: np.ndarray) -> np.ndarray:
-    """Scale the cropped strokes into a 20 px box and centre their mass at pixel (14, 14) of a 28x28 field."""
+    """Scale the cropped strokes into a 20 px box and centre their mass at pixel (14, 14) of a 28x28 field.
+
+    The longer side becomes 20 px, keeping the aspect ratio (PIL bicubic on the float image, anti-aliased when
+    shrinking: it matched the real MNIST digits' stroke width better than Lanczos or bilinear). The shift is by
+    whole pixels; parts shifted past the edges are clipped.
+    """
     h, w = ink.shape
     scale = BOX / max(h, w)
     digit = _resize(ink, max(1, round(w * scale)), max(1, round(h * scale)))
@@ -217,20 +188,18 @@ def _mnist_field(ink: np.ndarray) -> np.ndarray:
         return np.zeros((SIZE, SIZE), np.float32)
     cy = float((digit.sum(axis=1) * np.arange(digit.shape[0])).sum() / mass)
     cx = float((digit.sum(axis=0) * np.arange(digit.shape[1])).sum() / mass)
-    top, left = round(SIZE // 2 - cy), round(SIZE // 2 - cx)
-    field = np.zeros((SIZE, SIZE), np.float32)
-    y0, x0 = max(top, 0), max(left, 0)
-    y1, x1 = min(top + digit.shape[0], SIZE), min(left + digit.shape[1], SIZE)
-    if y1 > y0 and x1 > x0:
-        field[y0:y1, x0:x1] = digit[y0 - top : y1 - top, x0 - left : x1 - left]
-    return field
+    top, left = round(SIZE // 2 - cy), round(SIZE // 2 - cx)  # where the digit's corner goes in the field
+    canvas = np.pad(digit, SIZE)  # the field is the 28x28 window of this canvas at (28 - top, 28 - left)
+    return canvas[SIZE - top : 2 * SIZE - top, SIZE - left : 2 * SIZE - left]
 
 
 def _fashion_field(ink: np.ndarray) -> np.ndarray:
-    """Pad the cropped object to a centred square and resize it to 28x28: it fills the frame."""
+    """Pad the cropped object to a centred square and resize it to 28x28 (bicubic, anti-aliased): it fills the frame.
+
+    Zalando's recipe (trim the background, fit the longer side to 28 px, centre the shorter side, negate) has no
+    20 px box and no centre-of-mass shift; its final sharpening is left out.
+    """
     h, w = ink.shape
     side = max(h, w)
-    square = np.zeros((side, side), np.float32)
     top, left = (side - h) // 2, (side - w) // 2
-    square[top : top + h, left : left + w] = ink
-    return _resize(square, SIZE, SIZE)
+    return _resize(np.pad(ink, ((top, side - h - top), (left, side - w - left))), SIZE, SIZE)

@@ -3,12 +3,11 @@
     dlbasics export --config mnist_cnn --ckpt_path best
     dlbasics export --config sine_lstm --ckpt_path lightning_logs/version_3/checkpoints/last.ckpt
 
-``dlbasics export`` is a subcommand of the CLI like ``test`` (same config merging, checkpoint checks and errors;
-see :class:`dlbasics.cli.DLBasicsTrainer`). The checkpoint's model is written to ``model.onnx`` in its run
-directory (``lightning_logs/version_N/``; the current folder for a downloaded checkpoint), checked with
-``onnx.checker``, run by onnxruntime against PyTorch, and its path printed as the last line. The graph computes
-``model.inference`` (see :class:`dlbasics.models.base.Experiment`), input ``input``, output ``output``,
-float32, any batch size ``N``:
+``dlbasics export`` is a subcommand like ``test`` (same config merging, checkpoint checks and errors:
+:class:`dlbasics.cli.DLBasicsTrainer`). It writes ``model.onnx`` to the checkpoint's run directory (the current
+folder for a downloaded checkpoint), checks it with ``onnx.checker`` and with onnxruntime against PyTorch, and
+prints its path last. The graph computes ``model.inference`` (:class:`dlbasics.models.base.Experiment`), float32
+``input`` to ``output``, any batch size ``N``:
 
 =========================  ===================================================  =================================
 family                     input                                                output
@@ -19,9 +18,8 @@ LinearRegression           raw features ``(N, num_features)``                   
 RuleClassifier             raw features ``(N, num_features)``                   probability of class 1 ``(N,)``
 =========================  ===================================================  =================================
 
-The ONNX file's ``metadata_props`` repeat this (``input``, ``output``) with the model class
-(``dlbasics_model``) and its hyperparameters (``hparams``, JSON). Needs the ``export`` extra:
-``pip install -e '.[export]'``.
+The file's ``metadata_props`` repeat this with the model class and its hyperparameters (:func:`describe`).
+Needs the ``export`` extra: ``pip install -e '.[export]'``.
 
 The exporter is torch.export's (``dynamo=True``): TorchScript's ONNX exporter is deprecated in torch 2.9+
 and warns about tracing the RNNs. The batch is exported as the dimension ``N`` from an example of two
@@ -30,11 +28,10 @@ rows (torch.export would specialize a size-1 dimension to the constant 1).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import tempfile
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +39,10 @@ import torch
 from torch import Tensor, nn
 
 from dlbasics.models.base import Classifier, Experiment
+from dlbasics.models.mnist import ImageClassifier
+from dlbasics.models.sine import SineRNN
 from dlbasics.runs import atomic_write
+from dlbasics.trust import full_name
 
 EXTRA_HINT = "ONNX export needs the export extra: pip install -e '.[export]' (onnx, onnxscript, onnxruntime)"
 TOLERANCE = 1e-4  # max |ONNX - PyTorch|, relative to the output's magnitude when that exceeds 1
@@ -79,37 +79,22 @@ def require_onnx() -> tuple[Any, Any]:
     return onnx, onnxruntime
 
 
-@contextlib.contextmanager
-def quiet_export() -> Iterator[None]:
-    """Silence exactly the known torch export warnings of :data:`QUIET`, nothing else."""
-    with warnings.catch_warnings():
-        for category, message, module in QUIET:
-            warnings.filterwarnings("ignore", message=message, category=category, module=module)
-        yield
-
-
 def describe(model: Experiment) -> dict[str, str]:
     """Metadata of the exported graph: model class, hyperparameters, what ``input`` and ``output`` hold."""
-    from dlbasics.models.mnist import ImageClassifier
-    from dlbasics.models.sine import SineRNN
-
     x = model.example_input(2)
     with torch.no_grad():
         y = model.inference(x.to(model.device))
     shape = lambda t: "(" + ", ".join(["N", *map(str, t.shape[1:])]) + ("," if t.ndim == 1 else "") + ")"  # noqa: E731
+    what_in, what_out = "raw feature vectors", "predictions on the raw scale"
     if isinstance(model, ImageClassifier):
         what_in, what_out = "pixels in [0, 1], light on dark like MNIST", "class probabilities"
     elif isinstance(model, SineRNN):
         what_in = "the last n_steps raw values of the series, oldest first"
         what_out = "the next horizon values on the raw scale"
     elif isinstance(model, Classifier):
-        what_in = "raw feature vectors"
         what_out = "probability of class 1" if model.binary else "class probabilities"
-    else:
-        what_in, what_out = "raw feature vectors", "predictions on the raw scale"
-    cls = type(model)
     return {
-        "dlbasics_model": f"{cls.__module__}.{cls.__qualname__}",
+        "dlbasics_model": full_name(type(model)),
         "input": f"float32 {shape(x)}: {what_in}",
         "output": f"float32 {shape(y)}: {what_out}",
         "hparams": json.dumps(dict(model.hparams), default=str),
@@ -121,11 +106,9 @@ def export_onnx(model: Experiment, path: str | Path, opset: int | None = None) -
 
     Args:
         model: A dlbasics model (anything with ``inference`` and ``example_input``).
-        path: The ``.onnx`` file to write (weights inside, no external data file).
+        path: The ``.onnx`` file to write (weights inside, no external data file), with :func:`describe`'s
+            metadata, checked with ``onnx.checker``.
         opset: ONNX opset version (``None``: torch's default).
-
-    Returns:
-        ``path``, checked with ``onnx.checker``.
 
     Raises:
         ImportError: The ``export`` extra (onnx, onnxscript, onnxruntime) is not installed.
@@ -135,31 +118,28 @@ def export_onnx(model: Experiment, path: str | Path, opset: int | None = None) -
     model.eval()
     example = model.example_input(2).to(model.device)
     with atomic_write(path) as tmp:
-        _write_onnx(onnx, model, example, tmp, opset)
+        with warnings.catch_warnings(), torch.no_grad():
+            for category, message, module in QUIET:  # exactly these, nothing else
+                warnings.filterwarnings("ignore", message=message, category=category, module=module)
+            torch.onnx.export(
+                Inference(model).eval(),
+                (example,),
+                str(tmp),
+                input_names=["input"],
+                output_names=["output"],
+                opset_version=opset,
+                dynamo=True,
+                dynamic_shapes=({0: torch.export.Dim("N")},),
+                external_data=False,
+                verbose=False,
+            )
+        proto = onnx.load(str(tmp))
+        for key, value in describe(model).items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = key, value
+        onnx.checker.check_model(proto, full_check=True)
+        onnx.save(proto, str(tmp))
     return path
-
-
-def _write_onnx(onnx: Any, model: Experiment, example: Tensor, path: Path, opset: int | None) -> None:
-    """torch.export's ONNX graph of ``model.inference`` with dlbasics' metadata, checked, at ``path``."""
-    with quiet_export(), torch.no_grad():
-        torch.onnx.export(
-            Inference(model).eval(),
-            (example,),
-            str(path),
-            input_names=["input"],
-            output_names=["output"],
-            opset_version=opset,
-            dynamo=True,
-            dynamic_shapes=({0: torch.export.Dim("N")},),
-            external_data=False,
-            verbose=False,
-        )
-    proto = onnx.load(str(path))
-    for key, value in describe(model).items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.checker.check_model(proto, full_check=True)
-    onnx.save(proto, str(path))
 
 
 def onnx_error(model: Experiment, path: str | Path, batch_sizes: Sequence[int] = (1, 1000)) -> float:
@@ -181,11 +161,7 @@ def onnx_error(model: Experiment, path: str | Path, batch_sizes: Sequence[int] =
 
 
 def export_checkpoint(model: Experiment, ckpt_path: Path, opset: int | None = None) -> Path:
-    """Load the checkpoint's weights into ``model`` (built from its hyperparameters), export, check, and say where.
-
-    Returns:
-        ``model.onnx`` in the checkpoint's run directory (the current folder for a downloaded checkpoint).
-    """
+    """Load the checkpoint's weights into ``model`` (built from its hyperparameters), export, check, and say where."""
     require_onnx()
     checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     model.on_load_checkpoint(checkpoint)

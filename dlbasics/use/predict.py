@@ -2,9 +2,6 @@
 
     dlbasics predict --config mnist_cnn --ckpt_path best --data.predict_path my_digits/
 
-    from dlbasics.use import load, predict
-    result = predict(load("best.ckpt"), "my_digits/")   # result["label"], result["probability"], result.inputs
-
 One path from a file to a prediction: the files are read by :mod:`dlbasics.use.files` (images made MNIST-like in the
 style the checkpoint records), the model's own ``predict_step`` runs on them, and the columns are named by the
 functions below, which the DataModules also use for ``dlbasics predict``. :class:`PredictionWriter` is the CLI's
@@ -13,7 +10,6 @@ callback that writes them.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +20,7 @@ import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 from torch import Tensor
 
-from dlbasics.runs import atomic_write, run_dir
+from dlbasics.runs import run_dir, write_csv
 from dlbasics.use.files import load_images, read_features, read_series
 from dlbasics.use.images import to_pixels
 
@@ -67,7 +63,6 @@ def predict(model: Any, source: Any, steps: int = 50, style: str | None = None, 
             a series' values, or feature rows.
         steps: Values to forecast after a series (sine models).
         style: Image preprocessing, ``mnist`` or ``fashion``; ``None``: the one the checkpoint records.
-        batch_size: Inputs per forward pass.
     """
     model.eval()
     is_path = isinstance(source, str | Path)
@@ -78,7 +73,8 @@ def predict(model: Any, source: Any, steps: int = 50, style: str | None = None, 
     if hasattr(model, "forecast"):
         series = read_series(source) if is_path else torch.as_tensor(source, dtype=torch.float32).reshape(-1)
         window = series[-model.hparams.n_steps :].reshape(1, -1, 1)
-        return Predictions(forecast_table(model.forecast(window, steps)), window[0, :, 0])
+        forecast = model.forecast(window, steps).reshape(-1).float().tolist()
+        return Predictions({"step": list(range(1, len(forecast) + 1)), "forecast": forecast}, window[0, :, 0])
     rows = read_features(source, model.hparams.num_features) if is_path else torch.as_tensor(source).float()
     columns = _batched(model, rows, batch_size)
     return Predictions(default_table(torch.arange(len(rows)), columns), rows)
@@ -111,12 +107,6 @@ def image_table(
                     "probability": columns["probability"].float().tolist()}  # fmt: skip
 
 
-def forecast_table(forecast: Tensor) -> dict[str, list]:
-    """``step, forecast`` of one series' forecast (``(steps,)`` or ``(1, steps)``)."""
-    values = forecast.reshape(-1).float().tolist()
-    return {"step": list(range(1, len(values) + 1)), "forecast": values}
-
-
 def default_table(index: Tensor, columns: dict[str, Tensor]) -> dict[str, list]:
     """``index`` then one column per key (``key_0 … key_{K-1}`` for ``(N, K)`` tensors)."""
     table: dict[str, list] = {"index": index.long().tolist()}
@@ -135,10 +125,8 @@ def write_table(path: Path, table: dict[str, list]) -> None:
             return v
         return str(int(v)) if float(v).is_integer() else f"{float(v):.6g}"
 
-    with atomic_write(path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(list(table))
-        writer.writerows([fmt(v) for v in row] for row in zip(*table.values(), strict=True))
+    rows = [{k: fmt(v) for k, v in zip(table, row, strict=True)} for row in zip(*table.values(), strict=True)]
+    write_csv(path, rows, list(table))
 
 
 class PredictionWriter(BasePredictionWriter):
@@ -147,10 +135,7 @@ class PredictionWriter(BasePredictionWriter):
     Each rank keeps its own predictions; at the end of the epoch they are gathered on global rank 0, put back in
     dataset order and written once, so a DDP predict produces one combined file. The DataModule names the
     columns with ``prediction_table(index, columns)`` when it has one (files and labels, a forecast's steps);
-    otherwise :func:`default_table`. It writes once per epoch (``write_interval="epoch"``).
-
-    Args:
-        filename: Name of the CSV inside the run directory.
+    otherwise :func:`default_table`.
     """
 
     def __init__(self, filename: str = "predictions.csv") -> None:
@@ -160,16 +145,14 @@ class PredictionWriter(BasePredictionWriter):
 
     def write_on_epoch_end(self, trainer, pl_module, predictions: Any, batch_indices: Any) -> None:
         batches = [p if isinstance(p, dict) else {"prediction": p} for p in predictions]
-        batches = [{k: v.detach().cpu() for k, v in b.items()} for b in batches]
-        columns = {k: torch.cat([b[k] for b in batches]) for k in batches[0]} if batches else {}
+        columns = {k: torch.cat([b[k].detach().cpu() for b in batches]) for k in batches[0]} if batches else {}
         loader = trainer.predict_dataloaders
         n = len(next(iter(columns.values()))) if columns else 0
         indices = loader.indices()[:n] if hasattr(loader, "indices") else torch.arange(n)
-        shards = [(indices, columns)]
+        shards: list[Any] = [(indices, columns)]
         if trainer.world_size > 1:
-            gathered: list[Any] = [None] * trainer.world_size
-            torch.distributed.all_gather_object(gathered, (indices, columns))
-            shards = gathered
+            shards = [None] * trainer.world_size
+            torch.distributed.all_gather_object(shards, (indices, columns))
         if not trainer.is_global_zero:
             return
         shards = [s for s in shards if s[1]] or [(torch.arange(0), {})]  # a rank may have had no sample

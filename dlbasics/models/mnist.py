@@ -60,7 +60,7 @@ class MNISTMLP(ImageClassifier):
         pixel_std: Their standard deviation (linked from the DataModule); ``forward`` divides by it.
         class_names: Names of the classes (linked from the DataModule), for the predictions' labels.
         image_style: How a photo becomes the model's input (linked from the DataModule): ``mnist`` (digits) or
-            ``fashion`` (clothes); see :func:`dlbasics.use.images.load_images` and :attr:`input_style`.
+            ``fashion`` (clothes); see :func:`dlbasics.use.images.preprocess` and :attr:`input_style`.
         hidden_sizes: Width of each hidden layer (``[50]`` is the fish book's two-layer net).
         activation: ``sigmoid``, ``tanh``, ``relu`` or ``leaky_relu`` (slope 0.01).
         dropout: Dropout probability after each hidden activation.

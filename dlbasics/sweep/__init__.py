@@ -2,14 +2,12 @@
 
     dlbasics sweep --config mnist_mlp_fishbook --study optimizers
     dlbasics sweep --config fashion_mnist_cnn_sprint --study lr --trials 16 --workers 2
-    dlbasics sweep --config X --study Y --name s1 --storage postgresql://host/db    # the same on every machine
 
-Everything is checked before a trial starts, each problem one line (``dlbasics: error: …``), with no sweep folder
-and no ``version_N`` left behind: the study file (:mod:`~dlbasics.sweep.study`), the experiment and every
-parameter value through the CLI's own parser (``dlbasics fit … --print_config`` parses without building
-anything), the storage. Trials run through :mod:`~dlbasics.sweep.runner` and :mod:`~dlbasics.sweep.coordinate`;
-:mod:`~dlbasics.sweep.report` writes the sweep folder. Optuna is an optional extra (``pip install
-'dlbasics[sweep]'``); this module imports it only when the command runs.
+Everything is checked before a trial starts, each problem one line, with no sweep folder and no ``version_N`` left
+behind: the study file (:mod:`.study`), the experiment and every parameter value through the CLI's own parser
+(``--print_config`` parses without building anything), the storage. Trials run in :mod:`.runner` and
+:mod:`.coordinate`; :mod:`.report` writes the sweep folder. Optuna, an optional extra (``pip install
+'dlbasics[sweep]'``), is imported only when the command runs.
 """
 
 from __future__ import annotations
@@ -34,13 +32,12 @@ The study (--study NAME for a shipped one: optimizers, init, activations, recurr
   pruner: none               # none | median (after each validation, on metric; Optuna's defaults) |
                              #   {name: median, startup_trials: 2, warmup_epochs: 1}
   params:                    # keys exactly as `dlbasics fit` takes them on its command line, without --
-    model.init_args.optimizer.init_args.lr: [0.003, 0.03]            # a list: these values
+    model.init_args.optimizer.init_args.lr: [0.003, 0.03]            # a list of values (one value: all trials use it)
     data.init_args.batch_size: {low: 32, high: 256, step: 32}        # a range (int, or float with log: true)
     model.init_args.optimizer:                                       # a class choice: class and arguments
       - {class_path: torch.optim.SGD, init_args: {lr: 0.01}}
       - {class_path: torch.optim.Adam, init_args: {lr: 0.001}}
     model: [dlbasics.models.SineLSTM, dlbasics.models.SineGRU]       # or a model class (its settings carry over)
-  A one-value list sets that value for every trial.
 
 Writes lightning_logs/sweeps/NAME/: trials.csv, best.yaml (`dlbasics fit --config …/best.yaml` reproduces the
 best trial), comparison.png (every trial's curves), Optuna's history.png and importance.png where they say
@@ -50,6 +47,7 @@ stops it: exit 130). Several processes or machines: the same command with the sa
 --storage (a PostgreSQL/MySQL URL, or the journal file on a shared filesystem) work on one study, no grid
 point twice. Watch it live: optuna-dashboard lightning_logs/sweeps/NAME/journal.log (or the --storage URL)."""
 OPTIONS = ("--study", "--trials", "--workers", "--storage", "--name")
+ERROR = "dlbasics: error: "
 INSTALL = "dlbasics sweep needs Optuna: pip install 'dlbasics[sweep]' (or: pip install optuna optuna-integration)"
 
 
@@ -86,11 +84,8 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 
 
 def print_config(fit_args: list[str]) -> str:
-    """``dlbasics fit <fit_args> --print_config``'s output: the complete config, parsed and checked, not built.
-
-    Raises:
-        SweepError: The CLI's own one-line error.
-    """
+    """``dlbasics fit <fit_args> --print_config``'s output: the complete config, parsed and checked, not built (the
+    CLI's own one-line error as a :class:`SweepError`)."""
     from dlbasics.cli import main
 
     out, err = io.StringIO(), io.StringIO()
@@ -99,17 +94,21 @@ def print_config(fit_args: list[str]) -> str:
             main(["fit", *fit_args, "--print_config"])
         except SystemExit as stop:
             if stop.code:
-                lines = [ln for ln in err.getvalue().splitlines() if ln.startswith("dlbasics: error: ")]
-                message = lines[-1] if lines else f"dlbasics fit exited with status {stop.code}"
-                raise SweepError(message.removeprefix("dlbasics: error: ").split("  [DLBASICS_DEBUG")[0]) from None
+                raise SweepError(error_in(err.getvalue()) or f"dlbasics fit exited with status {stop.code}") from None
     return out.getvalue()
+
+
+def error_in(output: str) -> str | None:
+    """The CLI's last one-line error in a fit's output (``dlbasics: error: …``), without the debug hint."""
+    found = [ln.removeprefix(ERROR) for ln in output.splitlines() if ln.startswith(ERROR)]
+    return found[-1].split("  [DLBASICS_DEBUG")[0] if found else None
 
 
 def check_params(fit_args: list[str], study: Any) -> None:
     """Show every parameter value to the CLI's parser (a few values at once; one by one to name a culprit)."""
     from dlbasics.sweep.study import cli_value, label
 
-    checks = {p.key: p.checks() for p in study.params}
+    checks = {p.key: [p.low, p.high] if p.is_range else list(p.values) for p in study.params}  # a range: its ends
     for i in range(max(map(len, checks.values()))):
         pairs = [(key, values[i % len(values)]) for key, values in checks.items()]
         try:
@@ -123,29 +122,21 @@ def check_params(fit_args: list[str], study: Any) -> None:
             raise
 
 
-def loggers_of(config: dict[str, Any]) -> tuple[list[dict[str, Any]], Path]:
-    """The experiment's loggers and the folder of its ``version_N`` runs (the CSV logger's: trials read its CSV)."""
-    loggers = (config.get("trainer") or {}).get("logger")
-    loggers = loggers if isinstance(loggers, list) else [loggers]
-    csv = [lg for lg in loggers if isinstance(lg, dict) and str(lg.get("class_path")).endswith(".CSVLogger")]
-    if not csv:
-        raise SweepError("a sweep reads each trial's metrics.csv: trainer.logger must include a CSVLogger")
-    args = csv[0].get("init_args") or {}
-    return loggers, Path(args.get("save_dir") or ".") / (args.get("name") or "")
-
-
 def prepare(args: argparse.Namespace, fit_args: list[str]) -> Any:
     """Check everything and return the sweep's :class:`~dlbasics.sweep.runner.Plan` (nothing written yet)."""
     import yaml
 
     from dlbasics.sweep.runner import Plan
-    from dlbasics.sweep.study import StudyError, load_study
+    from dlbasics.sweep.study import load_study
 
-    try:
-        study = load_study(args.study, args.trials)
-    except StudyError as err:
-        raise SweepError(str(err)) from None
-    loggers, log_root = loggers_of(yaml.safe_load(print_config(fit_args)))
+    study = load_study(args.study, args.trials)  # a StudyError is a SweepError
+    loggers = (yaml.safe_load(print_config(fit_args)).get("trainer") or {}).get("logger")
+    loggers = loggers if isinstance(loggers, list) else [loggers]
+    csv = [lg for lg in loggers if isinstance(lg, dict) and str(lg.get("class_path")).endswith(".CSVLogger")]
+    if not csv:
+        raise SweepError("a sweep reads each trial's metrics.csv: trainer.logger must include a CSVLogger")
+    csv_args = csv[0].get("init_args") or {}  # its folder holds the version_N runs
+    log_root = Path(csv_args.get("save_dir") or ".") / (csv_args.get("name") or "")
     check_params(fit_args, study)
     name = args.name or f"{Path(args.config[0]).stem}-{Path(study.path).stem}"
     if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.=-]*", name):
@@ -156,7 +147,7 @@ def prepare(args: argparse.Namespace, fit_args: list[str]) -> Any:
 
 
 def fail(message: str, status: int = 2) -> NoReturn:
-    print(f"dlbasics: error: {message}", file=sys.stderr)
+    print(f"{ERROR}{message}", file=sys.stderr)
     sys.exit(status)
 
 
@@ -194,6 +185,5 @@ def main(argv: list[str]) -> None:
             if made:
                 shutil.rmtree(made, ignore_errors=True)
         fail(f"metric {plan.study.metric!r} is not logged by these runs; they log {', '.join(outcome.metrics)}", 1)
-    paths = report.write_outputs(plan, study)
-    report.print_summary(plan, study, paths)
+    report.write_outputs(plan, study)
     sys.exit(status)

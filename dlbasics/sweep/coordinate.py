@@ -1,17 +1,15 @@
 """How the processes of a sweep share one Optuna study: its storage, the grid's queue, the trial loop, workers.
 
-    dlbasics sweep --config rule_classifier --study my_study.yaml --workers 2
     dlbasics sweep --config rule_classifier --study my_study.yaml --name s1 --storage sqlite:////shared/s1.db
 
-Optuna's storage is the only coordination. The process that creates the study (creation is atomic in every
-Optuna storage) enqueues each grid point once as a waiting trial, then records the study's signature; a process
-that joins waits for that signature and checks it is running the same study. Trials are taken from the queue by
-the storage's own atomic WAITING → RUNNING transition, the step ``Study.ask`` takes first; a grid is never asked
-for a new trial (Optuna's GridSampler may hand one point to two concurrent workers), so no point runs twice. TPE
-and random ask Optuna for new trials; concurrent workers may overshoot ``trials`` by at most one each.
-
-A trial interrupted by Ctrl-C is recorded FAIL ("interrupted") and its parameters queued again, so a rerun
-continues where the sweep stopped: completed, pruned and failed trials count, interrupted ones do not.
+Optuna's storage is the only coordination. The process that creates the study (creation is atomic in every Optuna
+storage) enqueues each grid point once as a waiting trial, then records the study's signature; a process that joins
+waits for that signature and checks it is running the same study. Trials are taken from the queue by the storage's
+own atomic WAITING → RUNNING transition, the step ``Study.ask`` takes first; a grid is never asked for a new trial
+(Optuna's GridSampler may hand one point to two concurrent workers), so no point runs twice. TPE and random ask
+Optuna for new trials; concurrent workers (``--workers N``) may overshoot ``trials`` by at most one each. A trial
+interrupted by Ctrl-C is recorded FAIL ("interrupted") and its parameters queued again, so a rerun continues where
+the sweep stopped: completed, pruned and failed trials count, interrupted ones do not.
 """
 
 from __future__ import annotations
@@ -51,57 +49,42 @@ def quiet() -> None:
 
 
 def open_storage(url: str) -> BaseStorage:
-    """An RDB storage for a URL (``sqlite:///…``, ``postgresql://…``, ``mysql://…``), else a journal file.
-
-    Optuna's ``JournalStorage`` with a ``JournalFileBackend`` is its documented storage for several processes
-    sharing one file (a lock file guards every append), on one machine or a shared filesystem.
-
-    Raises:
-        SweepError: The storage cannot be opened (one line).
-    """
+    """An RDB storage for a URL (``sqlite:///…``, ``postgresql://…``, ``mysql://…``), else a journal file: Optuna's
+    documented storage for several processes sharing one file (a lock file guards every append), on one machine or
+    a shared filesystem. A storage that cannot be opened is a :class:`SweepError`."""
+    folder = os.path.dirname(os.path.abspath(url))
+    if "://" not in url and not os.path.isdir(folder):
+        raise SweepError(f"storage {url!r} cannot be opened: folder {folder} does not exist")
     try:
-        if "://" in url:
-            return RDBStorage(url)
-        folder = os.path.dirname(os.path.abspath(url))
-        if not os.path.isdir(folder):
-            raise SweepError(f"storage {url!r} cannot be opened: folder {folder} does not exist")
-        return JournalStorage(JournalFileBackend(url))
-    except SweepError:
-        raise
+        return RDBStorage(url) if "://" in url else JournalStorage(JournalFileBackend(url))
     except Exception as err:
         reason = (str(err).strip().splitlines() or [""])[0][:200]
         raise SweepError(f"storage {url!r} cannot be opened: {type(err).__name__}: {reason}") from None
 
 
 def create_or_join(plan: Plan, storage: BaseStorage) -> tuple[optuna.Study, bool]:
-    """The study named ``plan.name``: created (grid points enqueued, signature recorded), or joined and checked.
-
-    Returns:
-        The study, and whether this process created it.
-    """
+    """The study named ``plan.name``, and whether this process created it (grid points enqueued, signature
+    recorded) rather than joined it (once set up, if it is the same study)."""
     kw = {"study_name": plan.name, "storage": storage, "sampler": plan.study.make_sampler()}
     kw["pruner"] = plan.study.make_pruner()
     try:
         study = optuna.create_study(direction=plan.study.direction, **kw)
     except optuna.exceptions.DuplicatedStudyError:
-        return join(plan, optuna.load_study(**kw)), False
-    if plan.study.sampler == "grid":
-        for point in plan.study.grid_points():
-            study.enqueue_trial(point)
-    study.set_user_attr(SIGNATURE, plan.study.signature())  # last: a joining process waits for it
-    return study, True
-
-
-def join(plan: Plan, study: optuna.Study, timeout: float = 30.0) -> optuna.Study:
-    """``study`` once its creator has set it up (grid enqueued), if it is the same study as ``plan``'s."""
-    deadline = time.monotonic() + timeout
-    while (signature := study.user_attrs.get(SIGNATURE)) is None:
+        study = optuna.load_study(**kw)
+    else:
+        if plan.study.sampler == "grid":
+            for point in plan.study.grid_points():
+                study.enqueue_trial(point)
+        study.set_user_attr(SIGNATURE, plan.study.signature())  # last: a joining process waits for it
+        return study, True
+    deadline = time.monotonic() + 30
+    while (signature := study.user_attrs.get(SIGNATURE)) is None:  # its creator is still setting it up
         if time.monotonic() > deadline:
             raise SweepError(f"study {plan.name!r} in {plan.storage} is not a dlbasics sweep: give another --name")
         time.sleep(0.2)
     if signature != plan.study.signature():
         raise SweepError(f"sweep {plan.name!r} exists with another metric, direction, sampler or params: give --name")
-    return study
+    return study, False
 
 
 def counts(trial: FrozenTrial) -> bool:
@@ -109,15 +92,6 @@ def counts(trial: FrozenTrial) -> bool:
     if trial.state == TrialState.FAIL:
         return not trial.user_attrs.get(INTERRUPTED)
     return trial.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
-
-
-def remaining(plan: Plan, study: optuna.Study) -> int:
-    """Trials still to start (for a grid, at most the points still waiting)."""
-    trials = study.get_trials(deepcopy=False)
-    left = plan.trials - sum(map(counts, trials))
-    if plan.study.sampler == "grid":
-        left = min(left, sum(t.state == TrialState.WAITING for t in trials))
-    return max(left, 0)
 
 
 def next_trial(plan: Plan, study: optuna.Study, storage: BaseStorage) -> optuna.Trial | None:
@@ -137,43 +111,28 @@ def next_trial(plan: Plan, study: optuna.Study, storage: BaseStorage) -> optuna.
 
 
 def tell(study: optuna.Study, trial: optuna.Trial, outcome: Outcome) -> None:
-    """Record ``outcome`` in the study (an interrupted trial's parameters are queued again)."""
+    """Record ``outcome`` in the study (``MISSING`` as ``FAIL``; an interrupted trial's parameters queued again)."""
     trial.set_user_attr("seconds", round(outcome.seconds, 2))
     if outcome.reason:
-        prefix = "interrupted, " if outcome.state == "INTERRUPTED" else ""
-        trial.set_user_attr("reason", prefix + outcome.reason)
-    if outcome.state == "COMPLETE":
-        study.tell(trial, outcome.value)
-    elif outcome.state == "PRUNED":
-        study.tell(trial, state=TrialState.PRUNED)
-    else:
-        if outcome.state == "INTERRUPTED":
-            trial.set_user_attr(INTERRUPTED, True)
-            study.enqueue_trial(trial.params)
-        study.tell(trial, state=TrialState.FAIL)
+        trial.set_user_attr("reason", ("interrupted, " if outcome.state == "INTERRUPTED" else "") + outcome.reason)
+    if outcome.state == "INTERRUPTED":
+        trial.set_user_attr(INTERRUPTED, True)
+        study.enqueue_trial(trial.params)
+    state = {"COMPLETE": TrialState.COMPLETE, "PRUNED": TrialState.PRUNED}.get(outcome.state, TrialState.FAIL)
+    study.tell(trial, outcome.value, state=state)
 
 
 def work(
-    plan: Plan,
-    study: optuna.Study,
-    storage: BaseStorage,
-    first: bool = False,
-    parent: int | None = None,
-    stop: Any = None,
+    plan: Plan, study: optuna.Study, storage: BaseStorage, first: bool = False, parent: int = 0, stop: Any = None
 ) -> None:
-    """Run trials one after the other until none is left (``first``: until one completes, checking the metric).
-
-    A worker process passes its launcher's ``parent`` pid and ``stop`` event: it stops when either says so.
-
-    Raises:
-        MetricMissing: ``first`` and a run finished without logging the study's metric.
-        KeyboardInterrupt: Ctrl-C (the running trial is recorded as interrupted first).
-    """
+    """Run trials one after the other until none is left (``first``: until one completes, and raise
+    :class:`MetricMissing` if a run finished without logging the study's metric). A worker process passes its
+    launcher's ``parent`` pid and ``stop`` event: it stops when either says so. Ctrl-C raises ``KeyboardInterrupt``
+    once the running trial is recorded as interrupted."""
     from dlbasics.sweep.report import trial_line
 
-    while (parent is None or os.getppid() == parent) and not (stop is not None and stop.is_set()):
-        trial = next_trial(plan, study, storage)
-        if trial is None:
+    while (not parent or os.getppid() == parent) and not (stop is not None and stop.is_set()):
+        if (trial := next_trial(plan, study, storage)) is None:
             return
         try:
             outcome = run_trial(plan, trial)
@@ -184,12 +143,9 @@ def work(
                 plan.study.suggest(trial)  # its parameters (an enqueued point's own), to queue them again
             tell(study, trial, Outcome("INTERRUPTED", None, plan.log_root, 0.0, "Ctrl-C: queued again"))
             raise
-        if outcome.state == "MISSING":
-            tell(study, trial, Outcome("FAIL", None, outcome.run_dir, outcome.seconds, outcome.reason))
-            if first:
-                raise MetricMissing(outcome)
-        else:
-            tell(study, trial, outcome)
+        tell(study, trial, outcome)
+        if first and outcome.state == "MISSING":
+            raise MetricMissing(outcome)
         print(trial_line(plan, trial.number, trial.params, outcome), flush=True)
         if outcome.state == "INTERRUPTED":
             raise KeyboardInterrupt
@@ -209,9 +165,7 @@ def worker(plan: Plan, parent: int, stop: Any) -> None:
     signal.signal(signal.SIGTERM, _raise_interrupt)
     quiet()
     storage = open_storage(plan.storage)
-    study = optuna.load_study(
-        study_name=plan.name, storage=storage, sampler=plan.study.make_sampler(), pruner=plan.study.make_pruner()
-    )
+    study, _ = create_or_join(plan, storage)  # the launcher created it: loaded and checked
     try:
         work(plan, study, storage, parent=parent, stop=stop)
     except KeyboardInterrupt:
@@ -219,11 +173,8 @@ def worker(plan: Plan, parent: int, stop: Any) -> None:
 
 
 def run_all(plan: Plan, study: optuna.Study, storage: BaseStorage) -> int:
-    """Run the sweep's trials here and in ``plan.workers - 1`` worker processes; the exit status (0 or 130).
-
-    Until a trial has completed, trials run in this process alone: the first run shows whether the metric
-    exists before several processes start.
-    """
+    """Run the sweep's trials here and in up to ``plan.workers - 1`` worker processes; the exit status (0 or 130).
+    Until a trial has completed, trials run here alone: the first run shows whether the metric exists."""
     children: list[Any] = []
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked threads or OpenMP state
     stop = context.Event()
@@ -231,7 +182,11 @@ def run_all(plan: Plan, study: optuna.Study, storage: BaseStorage) -> int:
     try:
         if not any(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
             work(plan, study, storage, first=True)
-        count = min(plan.workers - 1, remaining(plan, study) - 1)
+        trials = study.get_trials(deepcopy=False)
+        left = plan.trials - sum(map(counts, trials))  # trials still to start; a grid's: at most those waiting
+        if plan.study.sampler == "grid":
+            left = min(left, sum(t.state == TrialState.WAITING for t in trials))
+        count = min(plan.workers - 1, left - 1)
         children = [context.Process(target=worker, args=(plan, os.getpid(), stop)) for _ in range(count)]
         handler = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited: see worker()
         try:

@@ -19,8 +19,6 @@ from typing import Any
 
 from dlbasics.resources import config_dir
 
-Values = dict[str, float]
-
 
 @dataclass
 class Comparison:
@@ -69,21 +67,9 @@ COMPARISONS = [
 NAMES = [c.study for c in COMPARISONS]
 
 
-def data_args() -> tuple[str, list[str]] | str:
-    """MNIST when its files are there, else Fashion-MNIST: (label, CLI arguments), or why neither is."""
-    from dlbasics.data.mnist import first_available
-
-    return first_available()
-
-
-def read_trials(sweep_dir: Path) -> list[dict[str, str]]:
-    path = sweep_dir / "trials.csv"
-    return list(csv.DictReader(path.open())) if path.is_file() else []
-
-
 def judge(comp: Comparison, trials: list[dict[str, str]]) -> tuple[list[str], str, bool]:
     """Each claim as a report line (values, holds / does not hold), the claims in one line, and whether all hold."""
-    values: Values = {comp.key(t): float(t["value"]) for t in trials if t["state"] == "COMPLETE"}
+    values = {comp.key(t): float(t["value"]) for t in trials if t["state"] == "COMPLETE"}
     lines, short, held = [], [], True
     for better, worse, why in comp.claims:
         if better not in values or worse not in values:
@@ -103,8 +89,8 @@ def judge(comp: Comparison, trials: list[dict[str, str]]) -> tuple[list[str], st
 def details(comp: Comparison, trials: list[dict[str, str]], claims: list[str], tour_dir: Path) -> str:
     """The report's text for a comparison: the trials' table, the claims, the per-trial pictures (init)."""
     keys = [k for k in (trials[0] if trials else {}) if "." in k or k == "model"]
-    lines = ["| trial | " + " | ".join(k.rsplit(".", 1)[-1] for k in keys) + " | value | state | seconds |"]
-    lines.append("|" + "---|" * (len(keys) + 4))
+    header = "| trial | " + " | ".join(k.rsplit(".", 1)[-1] for k in keys) + " | value | state | seconds |"
+    lines = [header, "|" + "---|" * (len(keys) + 4)]
     for t in trials:
         value = f"{float(t['value']):.4g}" if t["value"] else "—"
         cells = [t["trial"], *(t[k] for k in keys), value, t["state"], t["seconds"]]
@@ -124,12 +110,13 @@ def run_comparisons(only: list[str] | None, quick: bool, tour_dir: Path, loggers
     import importlib.util
 
     from dlbasics.cli import main
+    from dlbasics.data.mnist import first_available  # MNIST when its files are there, else Fashion-MNIST
     from dlbasics.tour import Result
 
     results = []
     for comp in (c for c in COMPARISONS if not only or c.study in only):
         print(f"\n[comparison] {comp.study} ({comp.config})", flush=True)
-        picked = data_args() if comp.data else ("", [])
+        picked = first_available() if comp.data else ("", [])  # (label, CLI arguments), or why there is none
         if importlib.util.find_spec("optuna") is None:
             picked = "skipped: needs Optuna (pip install 'dlbasics[sweep]')"
         if isinstance(picked, str):
@@ -145,7 +132,8 @@ def run_comparisons(only: list[str] | None, quick: bool, tour_dir: Path, loggers
             if stop.code:
                 results.append(Result(comp.study, comp.reference, f"sweep failed (exit {stop.code})", False))
                 continue
-        trials = read_trials(sweep_dir)
+        path = sweep_dir / "trials.csv"
+        trials = list(csv.DictReader(path.open())) if path.is_file() else []
         claims, measured, held = judge(comp, trials)
         seconds = time.perf_counter() - start
         text = details(comp, trials, claims, tour_dir)

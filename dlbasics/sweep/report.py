@@ -2,17 +2,14 @@
 
     dlbasics sweep --config mnist_mlp_fishbook --study optimizers   # then: ls lightning_logs/sweeps/*/
 
-``trials.csv`` (``trial, state, value, run_dir``, one column per parameter, then ``seconds, reason``), ``best.yaml``
-(the best trial's complete config as the CLI prints it: ``dlbasics fit --config best.yaml`` reproduces the
-trial), ``comparison.png`` (every trial's validation curve, overlaid) and, where they say something, Optuna's own
-``history.png`` and ``importance.png``. Every file is written to a temporary name in the same folder, then
-renamed, so a reader (or a second machine writing the same file) never sees half of one.
+The files are those :data:`dlbasics.sweep.HELP` lists; ``trials.csv`` has the columns ``trial, state, value,
+run_dir``, one per parameter, then ``seconds, reason``. Every file is written to a temporary name in the same
+folder, then renamed, so a reader (or a second machine writing the same file) never sees half of one.
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import math
 import warnings
 from pathlib import Path
@@ -31,29 +28,19 @@ from dlbasics.sweep.study import cli_value, exact, label
 SHOWN = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)
 
 
-def write_atomic(path: Path, data: str | bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    with atomic_write(path) as tmp:
-        tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-    return path
-
-
 def save_figure(fig: Any, path: Path) -> Path:
     """Save a matplotlib figure as PNG at ``path``, atomically."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    return write_atomic(path, buffer.getvalue())
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    return path
 
 
 def shown(plan: Plan, params: dict[str, Any]) -> dict[str, str]:
     """``{short name: label}`` of the parameters that vary (a one-value list is the same for every trial)."""
     names = [p.name for p in plan.study.params]
-    out = {}
-    for p in plan.study.params:
-        if p.key in params and (p.is_range or len(p.values) > 1):
-            name = p.name if names.count(p.name) == 1 else p.key.replace(".init_args", "")
-            out[name] = label(p.value(params[p.key]))
-    return out
+    varying = [p for p in plan.study.params if p.key in params and (p.is_range or len(p.values) > 1)]
+    short = {p.key: p.name if names.count(p.name) == 1 else p.key.replace(".init_args", "") for p in varying}
+    return {short[p.key]: label(p.value(params[p.key])) for p in varying}
 
 
 def params_text(plan: Plan, params: dict[str, Any]) -> str:
@@ -68,34 +55,29 @@ def trial_line(plan: Plan, number: int, params: dict[str, Any], outcome: Outcome
     return f"trial {number:<3d} {params_text(plan, params)}  {value}  {state}  {seconds}  {outcome.run_dir}"
 
 
-def finished(study: optuna.Study) -> list[FrozenTrial]:
-    return sorted(study.get_trials(deepcopy=False, states=SHOWN), key=lambda t: t.number)
-
-
 def write_trials_csv(plan: Plan, trials: list[FrozenTrial]) -> Path:
-    keys = [p.key for p in plan.study.params]
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["trial", "state", "value", "run_dir", *keys, "seconds", "reason"])
-    for t in trials:
-        params = [exact(p.value(t.params[p.key])) if p.key in t.params else "" for p in plan.study.params]
-        value = "" if t.value is None else repr(t.value)
-        attrs = t.user_attrs
-        run, seconds, reason = attrs.get("run_dir", ""), attrs.get("seconds", ""), attrs.get("reason", "")
-        writer.writerow([t.number, t.state.name, value, run, *params, seconds, reason])
-    return write_atomic(plan.sweep_dir / "trials.csv", out.getvalue())
+    path, keys = plan.sweep_dir / "trials.csv", [p.key for p in plan.study.params]
+    with atomic_write(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["trial", "state", "value", "run_dir", *keys, "seconds", "reason"])
+        for t in trials:
+            params = [exact(p.value(t.params[p.key])) if p.key in t.params else "" for p in plan.study.params]
+            value = "" if t.value is None else repr(t.value)
+            run, seconds, reason = (t.user_attrs.get(key, "") for key in ("run_dir", "seconds", "reason"))
+            writer.writerow([t.number, t.state.name, value, run, *params, seconds, reason])
+    return path
 
 
 def write_best(plan: Plan, best: FrozenTrial) -> Path:
     """``best.yaml``: the CLI's own ``--print_config`` of the experiment with the best trial's parameters."""
     pairs = [arg for p in plan.study.params for arg in (f"--{p.key}", cli_value(p.value(best.params[p.key])))]
     path = plan.sweep_dir / "best.yaml"
-    header = (
-        f"# Sweep {plan.name}: trial {best.number}, {plan.study.metric} = {best.value!r} "
-        f"({best.user_attrs.get('run_dir', '')}); {params_text(plan, best.params)}\n"
-        f"#   dlbasics fit --config {path}\n"
-    )
-    return write_atomic(path, header + print_config([*plan.fit_args, *pairs]))
+    run, params = best.user_attrs.get("run_dir", ""), params_text(plan, best.params)
+    header = f"# Sweep {plan.name}: trial {best.number}, {plan.study.metric} = {best.value!r} ({run}); {params}\n"
+    header += f"#   dlbasics fit --config {path}\n"
+    with atomic_write(path) as tmp:
+        tmp.write_text(header + print_config([*plan.fit_args, *pairs]), encoding="utf-8")
+    return path
 
 
 def comparison_figure(curves: list[dict[str, Any]], metric: str, title: str) -> Figure:
@@ -105,32 +87,22 @@ def comparison_figure(curves: list[dict[str, Any]], metric: str, title: str) -> 
     Args:
         curves: Per trial: ``label``, ``state`` (``COMPLETE``, ``PRUNED``, ``FAIL``), ``best`` (bool), ``value``
             (the trial's value or ``None``), ``metric`` and ``loss`` (``{epoch: value}``).
-        metric: The study's metric (the first panel).
-        title: The figure's title.
     """
     panels = [(metric, "metric")] + ([("train/loss", "loss")] if metric != "train/loss" else [])
     fig = new_figure(4.6 * len(panels) + 3.2, 4.6)
-    axes = fig.subplots(1, len(panels) + 1, width_ratios=[4.6] * len(panels) + [3.2])
+    *axes, bar_ax = fig.subplots(1, len(panels) + 1, width_ratios=[4.6] * len(panels) + [3.2])
     styles = {"COMPLETE": "-", "PRUNED": "--", "FAIL": ":"}
     for i, c in enumerate(curves):
         c["color"] = "black" if c["best"] else f"C{i % 10}"
         suffix = " ★ best" if c["best"] else "" if c["state"] == "COMPLETE" else f" ({c['state'].lower()})"
-        for ax, (_, key) in zip(axes, panels, strict=False):
-            points = sorted(c[key].items())
-            if points:
-                ax.plot(
-                    [e + 1 for e, _ in points],
-                    [v for _, v in points],
-                    styles.get(c["state"], "-"),
-                    color=c["color"],
-                    lw=2.6 if c["best"] else 1.4,
-                    marker="o",
-                    ms=3,
-                    label=c["label"] + suffix,
-                )
+        line = {"color": c["color"], "lw": 2.6 if c["best"] else 1.4, "ls": styles.get(c["state"], "-")}
+        for ax, (_, key) in zip(axes, panels, strict=True):
+            if c[key]:
+                epochs, values = zip(*sorted(c[key].items()), strict=True)
+                ax.plot([e + 1 for e in epochs], values, marker="o", ms=3, label=c["label"] + suffix, **line)
         if c["best"] and (at := [e for e, v in c["metric"].items() if v == c["value"]]):
-            axes[0].plot(at[0] + 1, c["value"], "*", color="gold", mec="black", ms=16, zorder=5)  # fmt: skip
-    for ax, (name, key) in zip(axes, panels, strict=False):
+            axes[0].plot(at[0] + 1, c["value"], "*", color="gold", mec="black", ms=16, zorder=5)
+    for ax, (name, key) in zip(axes, panels, strict=True):
         values = [v for c in curves for v in c[key].values() if math.isfinite(v)]
         if "loss" in name and values and min(values) > 0 and max(values) / min(values) > 100:
             ax.set_yscale("log")
@@ -138,20 +110,19 @@ def comparison_figure(curves: list[dict[str, Any]], metric: str, title: str) -> 
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(alpha=0.3)
     bars = [c for c in curves if c["value"] is not None and math.isfinite(c["value"])]
-    drawn = axes[-1].barh([c["label"].split(" ")[0] for c in bars], [c["value"] for c in bars], alpha=0.85,
-                          color=[c["color"] for c in bars])  # fmt: skip
-    axes[-1].bar_label(drawn, fmt="%.4g", fontsize="small", padding=2)
     values = [c["value"] for c in bars]
+    drawn = bar_ax.barh([c["label"].split(" ")[0] for c in bars], values, alpha=0.85, color=[c["color"] for c in bars])
+    bar_ax.bar_label(drawn, fmt="%.4g", fontsize="small", padding=2)
     if "loss" in metric and values and min(values) > 0:
-        axes[-1].set_xscale("log")
-        axes[-1].margins(x=0.3)  # room for the labels
+        bar_ax.set_xscale("log")
+        bar_ax.margins(x=0.3)  # room for the labels
     elif values:  # close values: start the axis near them, so the differences show
         low, high = min(values), max(values)
         low = low - 0.25 * (high - low) if 0 < high - low < 0.5 * abs(high) else min(0.0, low)
-        axes[-1].set_xlim(low, high + 0.3 * (high - low or abs(high) or 1))
-    axes[-1].invert_yaxis()
-    axes[-1].set(xlabel=metric, title="each trial's value")
-    axes[-1].grid(alpha=0.3, axis="x")
+        bar_ax.set_xlim(low, high + 0.3 * (high - low or abs(high) or 1))
+    bar_ax.invert_yaxis()
+    bar_ax.set(xlabel=metric, title="each trial's value")
+    bar_ax.grid(alpha=0.3, axis="x")
     handles, labels = axes[0].get_legend_handles_labels()
     if handles:
         fig.legend(handles, labels, loc="outside lower center", ncol=min(3, len(handles)), fontsize="small")
@@ -184,11 +155,10 @@ def optuna_plots(plan: Plan, study: optuna.Study, complete: int) -> list[Path]:
     from optuna.visualization import matplotlib as views
 
     varying = sum(p.is_range or len(p.values) > 1 for p in plan.study.params)
-    wanted = {"history": plan.study.sampler != "grid" and complete >= 2, "importance": varying >= 2 and complete >= 4}
+    wanted = [("history", views.plot_optimization_history)] if plan.study.sampler != "grid" and complete >= 2 else []
+    wanted += [("importance", views.plot_param_importances)] if varying >= 2 and complete >= 4 else []
     paths = []
-    for name, draw in (("history", views.plot_optimization_history), ("importance", views.plot_param_importances)):
-        if not wanted[name]:
-            continue
+    for name, draw in wanted:
         with warnings.catch_warnings(), matplotlib.rc_context():  # Optuna switches pyplot to its style: undone here
             warnings.simplefilter("ignore")
             try:
@@ -202,9 +172,9 @@ def optuna_plots(plan: Plan, study: optuna.Study, complete: int) -> list[Path]:
     return paths
 
 
-def write_outputs(plan: Plan, study: optuna.Study) -> list[Path]:
-    """Write every file of the sweep directory from the study as it stands; returns their paths."""
-    trials = finished(study)
+def write_outputs(plan: Plan, study: optuna.Study) -> None:
+    """Write every file of the sweep directory from the study as it stands, then print the summary."""
+    trials = sorted(study.get_trials(deepcopy=False, states=SHOWN), key=lambda t: t.number)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     best = study.best_trial if complete else None
     paths = [write_trials_csv(plan, trials)]
@@ -212,31 +182,25 @@ def write_outputs(plan: Plan, study: optuna.Study) -> list[Path]:
         paths.append(write_best(plan, best))
     if comparison := write_comparison(plan, trials, best):
         paths.append(comparison)
-    return paths + optuna_plots(plan, study, len(complete))
+    print_summary(plan, trials, best, paths + optuna_plots(plan, study, len(complete)))
 
 
-def print_summary(plan: Plan, study: optuna.Study, paths: list[Path]) -> None:
+def print_summary(plan: Plan, trials: list[FrozenTrial], best: FrozenTrial | None, paths: list[Path]) -> None:
     """The table of every trial, then the best one and the command that reproduces it."""
-    trials = finished(study)
     names = list(shown(plan, trials[0].params)) if trials else []
-    header = ["trial", "state", plan.study.metric, "seconds", *names, "run", "reason"]
-    rows = [header]
+    rows = [["trial", "state", plan.study.metric, "seconds", *names, "run", "reason"]]
     for t in trials:
-        params = list(shown(plan, t.params).values())
         value = "" if t.value is None else f"{t.value:.4g}"
         attrs = t.user_attrs
-        row = [str(t.number), t.state.name, value, f"{attrs.get('seconds', 0):.1f}", *params]
+        row = [str(t.number), t.state.name, value, f"{attrs.get('seconds', 0):.1f}", *shown(plan, t.params).values()]
         rows.append([*row, attrs.get("run_dir", ""), str(attrs.get("reason", ""))[:70]])
-    widths = [max(len(r[i]) for r in rows if i < len(r)) for i in range(len(header))]
-    states = [t.state.name for t in trials]
-    shown_states = [s for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING") if s in states]
-    summary = ", ".join(f"{states.count(s)} {s.lower()}" for s in shown_states)
+    widths = [max(len(r[i]) for r in rows if i < len(r)) for i in range(len(rows[0]))]
+    states = [t.state for t in trials]
+    summary = ", ".join(f"{states.count(s)} {s.name.lower()}" for s in SHOWN if s in states)
     print(f"\nsweep {plan.name}: {len(trials)} trials ({summary or 'none'})")
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)).rstrip())
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    if complete:
-        best = study.best_trial
+    if best is not None:
         print(f"best: trial {best.number}, {plan.study.metric} {best.value:.6g}: {params_text(plan, best.params)}")
         print(f"reproduce: dlbasics fit --config {plan.sweep_dir / 'best.yaml'}")
     print(f"files: {', '.join(p.name for p in paths)} in {plan.sweep_dir}")

@@ -2,22 +2,10 @@
 
     dlbasics sweep --config mnist_mlp_fishbook --study optimizers
 
-A study file (``configs/studies/*.yaml`` or your own)::
-
-    metric: val/acc            # a metric the runs log; a trial's value is its best over the epochs
-    direction: maximize        # or minimize
-    sampler: grid              # grid | tpe | random
-    trials: 8                  # grid: defaults to the grid's size
-    pruner: none               # none | median | {name: median, startup_trials: 5, warmup_epochs: 0}
-    params:                    # keys exactly as `dlbasics fit` takes them on its command line, without `--`
-      model.init_args.optimizer.init_args.lr: [0.003, 0.03]        # a list: these values
-      data.init_args.batch_size: {low: 32, high: 256, step: 32}    # a range (int, or float with log: true)
-
-A list may hold structured values (a class with its arguments, ``{class_path: torch.optim.SGD, init_args: {lr:
-0.1}}``; a class path such as ``dlbasics.models.SineGRU``); they reach the CLI as JSON, are labelled
-``SGD(lr=0.1)`` / ``SineGRU`` in tables and pictures, and a one-value list fixes a setting for every trial. Only
-the shape of the file is checked here (:class:`StudyError`, one line); whether a value suits its key is the CLI
-parser's business (:func:`dlbasics.sweep.check_params`).
+The file's format is in :data:`dlbasics.sweep.HELP` (``dlbasics sweep --help``). Structured values (a class with
+its arguments, a class path) reach the CLI as JSON and are labelled ``SGD(lr=0.1)`` / ``SineGRU`` in tables and
+pictures. Only the shape of the file is checked here (:class:`StudyError`, one line); whether a value suits its
+key is the CLI parser's business (:func:`dlbasics.sweep.check_params`).
 """
 
 from __future__ import annotations
@@ -25,20 +13,20 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from dlbasics.resources import config_dir, resolve_config
+from dlbasics.sweep import SweepError
 
 KEYS = ("metric", "direction", "sampler", "trials", "pruner", "params")
-RANGE_KEYS = {"low", "high", "step", "log"}
 SCALARS = (str, int, float, bool, type(None))
 
 
-class StudyError(ValueError):
+class StudyError(SweepError):
     """A study file that cannot be run as written (the message is the one line the user sees)."""
 
 
@@ -65,8 +53,6 @@ def cli_value(value: Any) -> str:
     """``value`` as the command line takes it: scalars as YAML (``true``, ``null``, ``0.003``), the rest as JSON."""
     if isinstance(value, str):
         return value
-    if isinstance(value, bool) or value is None:
-        return json.dumps(value)
     return repr(value) if isinstance(value, float) else json.dumps(value)
 
 
@@ -97,7 +83,7 @@ class Param:
 
     def choices(self) -> list[Any]:
         """What Optuna sees for a list: scalars as they are, structured values by their label."""
-        return [v if isinstance(v, SCALARS) else label(v) for v in self.values]
+        return [exact(v) for v in self.values]
 
     def value(self, choice: Any) -> Any:
         """The setting a trial's choice stands for (the structured value behind a label)."""
@@ -113,19 +99,13 @@ class Param:
         count = round((self.high - self.low) / step) + 1
         return [self.low + i * step if self.is_int else float(f"{self.low + i * step:.12g}") for i in range(count)]
 
-    def distribution(self) -> Any:
-        """The Optuna distribution of this parameter."""
-        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
+    def suggest(self, trial: Any) -> Any:
+        """The trial's choice (an enqueued grid point returns its own)."""
         if not self.is_range:
-            return CategoricalDistribution(self.choices())
+            return trial.suggest_categorical(self.key, self.choices())
         if self.is_int:
-            return IntDistribution(self.low, self.high, log=self.log, step=self.step or 1)
-        return FloatDistribution(float(self.low), float(self.high), log=self.log, step=self.step)
-
-    def checks(self) -> list[Any]:
-        """The values worth showing the CLI's parser: each value of a list, the ends of a range."""
-        return list(self.values) if not self.is_range else [self.low, self.high]
+            return trial.suggest_int(self.key, self.low, self.high, step=self.step or 1, log=self.log)
+        return trial.suggest_float(self.key, float(self.low), float(self.high), step=self.step, log=self.log)
 
 
 def parse_param(key: Any, spec: Any) -> Param:
@@ -140,7 +120,7 @@ def parse_param(key: Any, spec: Any) -> Param:
         if len(set(map(json.dumps, param.choices()))) < len(spec):
             raise StudyError(f"{where}: two values look the same ({', '.join(map(label, spec))})")
         return param
-    if not isinstance(spec, dict) or not {"low", "high"} <= spec.keys() or spec.keys() - RANGE_KEYS:
+    if not isinstance(spec, dict) or not {"low", "high"} <= spec.keys() or spec.keys() - {"low", "high", "step", "log"}:
         raise StudyError(f"{where}: give a list of values or a range {{low, high, step}} / {{low, high, log: true}}")
     low, high, step, log = spec["low"], spec["high"], spec.get("step"), spec.get("log", False)
     numbers = [v for v in (low, high, step) if v is not None]
@@ -165,7 +145,7 @@ class Study:
     sampler: str
     trials: int | None
     params: tuple[Param, ...]
-    pruner: dict[str, Any] = field(default_factory=lambda: {"name": "none"})
+    pruner: dict[str, Any]  # {name: none or median, startup_trials, warmup_epochs}
 
     def grid_points(self) -> list[dict[str, Any]]:
         """Every combination of the parameters' grids, in the file's order (the first key varies slowest)."""
@@ -186,8 +166,7 @@ class Study:
         """Optuna's ``TPESampler`` or ``RandomSampler``; a grid's trials are its points, enqueued (``enqueue_trial``).
 
         TPE samples at random for its first trials (a third of the budget, 2 to 10), then models the rest. A grid
-        needs no sampler: each of its trials has every parameter fixed when it is enqueued (Optuna's GridSampler
-        would hand out the same point twice to concurrent workers, and fails on trials it did not assign).
+        needs no sampler (not Optuna's GridSampler, which fails on trials it did not assign: see :mod:`.coordinate`).
         """
         from optuna.samplers import RandomSampler, TPESampler
 
@@ -204,8 +183,8 @@ class Study:
         return MedianPruner(n_startup_trials=self.pruner["startup_trials"], n_warmup_steps=self.pruner["warmup_epochs"])
 
     def suggest(self, trial: Any) -> dict[str, Any]:
-        """The trial's choice for every parameter (an enqueued grid point returns its own)."""
-        return {p.key: _suggest(trial, p) for p in self.params}
+        """The trial's choice for every parameter."""
+        return {p.key: p.suggest(trial) for p in self.params}
 
     def signature(self) -> str:
         """What must match for a second process to join the study under the same name."""
@@ -213,44 +192,14 @@ class Study:
         return json.dumps([self.metric, self.direction, self.sampler, params], sort_keys=True, default=str)
 
 
-def _suggest(trial: Any, param: Param) -> Any:
-    if not param.is_range:
-        return trial.suggest_categorical(param.key, param.choices())
-    if param.is_int:
-        return trial.suggest_int(param.key, param.low, param.high, step=param.step or 1, log=param.log)
-    return trial.suggest_float(param.key, float(param.low), float(param.high), step=param.step, log=param.log)
-
-
-def parse_pruner(value: Any, path: str) -> dict[str, Any]:
-    """``none``, ``median`` (Optuna's defaults: 5 startup trials, no warm-up) or ``{name: median, ...}``."""
-    spec = {"name": value} if isinstance(value, str) else value
-    if not isinstance(spec, dict) or spec.get("name") not in ("none", "median"):
-        raise StudyError(f"{path}: pruner must be none or median (or {{name: median, ...}}), got {value!r}")
-    extra = spec.keys() - {"name", "startup_trials", "warmup_epochs"}
-    numbers = {k: spec.get(k, default) for k, default in (("startup_trials", 5), ("warmup_epochs", 0))}
-    if extra or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in numbers.values()):
-        raise StudyError(f"{path}: pruner takes name, startup_trials and warmup_epochs (integers >= 0), got {value!r}")
-    return {"name": spec["name"], **numbers}
-
-
-def find_study(value: str) -> Path:
-    """The file ``--study`` names: a path, or a shipped study (``optimizers`` = ``configs/studies/optimizers.yaml``)."""
-    if Path(value).is_file():
-        return Path(value)
-    shipped = resolve_config(f"studies/{value.removeprefix('studies/')}")
-    if Path(shipped).is_file():
-        return Path(shipped)
-    names = ", ".join(sorted(p.stem for p in (config_dir() / "studies").glob("*.yaml")))
-    raise StudyError(f"study {value!r} not found: give a file or a shipped study ({names})")
-
-
-def load_study(value: str, trials: int | None = None) -> Study:
-    """Read and check the study file ``--study`` names (``trials``: ``--trials``, which may supply the budget).
-
-    Raises:
-        StudyError: One line naming what is wrong (unknown key, sampler, direction, an empty or malformed params).
-    """
-    path = find_study(value)
+def load_study(value: str, override: int | None = None) -> Study:
+    """Read and check the study file ``--study`` names: a path, or a shipped study (``optimizers`` =
+    ``configs/studies/optimizers.yaml``); ``override``: ``--trials``, which may supply the budget. A
+    :class:`StudyError` names what is wrong (unknown key, sampler, direction, an empty or malformed params)."""
+    path = Path(value) if Path(value).is_file() else Path(resolve_config(f"studies/{value.removeprefix('studies/')}"))
+    if not path.is_file():
+        names = ", ".join(sorted(p.stem for p in (config_dir() / "studies").glob("*.yaml")))
+        raise StudyError(f"study {value!r} not found: give a file or a shipped study ({names})")
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
@@ -275,7 +224,14 @@ def load_study(value: str, trials: int | None = None) -> Study:
     if not isinstance(params, dict) or not params:
         raise StudyError(f"{path}: params must map settings to a list of values or a range, got {params!r}")
     parsed = tuple(parse_param(key, spec) for key, spec in params.items())
-    pruner = parse_pruner(raw.get("pruner", "none"), str(path))
-    study = Study(str(path), metric, direction, sampler, trials, parsed, pruner)
-    study.budget(trials)  # a grid's float ranges need a step; tpe/random need a number of trials (or --trials)
+    pruner = raw.get("pruner", "none")  # none, median or {name: median, ...}; defaults: Optuna's
+    spec = {"name": pruner} if isinstance(pruner, str) else pruner
+    if not isinstance(spec, dict) or spec.get("name") not in ("none", "median"):
+        raise StudyError(f"{path}: pruner must be none or median (or {{name: median, ...}}), got {pruner!r}")
+    extra = spec.keys() - {"name", "startup_trials", "warmup_epochs"}
+    numbers = {k: spec.get(k, default) for k, default in (("startup_trials", 5), ("warmup_epochs", 0))}
+    if extra or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in numbers.values()):
+        raise StudyError(f"{path}: pruner takes name, startup_trials and warmup_epochs (integers >= 0), got {pruner!r}")
+    study = Study(str(path), metric, direction, sampler, trials, parsed, {"name": spec["name"], **numbers})
+    study.budget(override)  # a grid's float ranges need a step; tpe/random need a number of trials (or --trials)
     return study

@@ -221,3 +221,9 @@ def test_plain_rnn_leaky_relu_xavier_and_hidden_activations():
     assert [tuple(a.shape) for a in found] == [(8, 400), (8, 400)] and (found[0] < 0).any()
     fig = plots.activation_histograms_figure({"start": found, "end": found}, (-0.1, 2.0), "t")
     assert len(fig.axes) == 4
+
+
+def test_trials_on_the_command_line_are_a_searchs_budget(tmp_path):
+    search = GRID.replace("grid", "tpe").replace("[0.01, 0.03]", "{low: 0.01, high: 0.1, log: true}")
+    assert sweep(tmp_path, search, "--trials", "2") == 0  # the study file names no `trials:`
+    assert [t["state"] for t in rows(tmp_path)] == ["COMPLETE", "COMPLETE"]

@@ -65,7 +65,7 @@ def open_storage(url: str) -> BaseStorage:
 def create_or_join(plan: Plan, storage: BaseStorage) -> tuple[optuna.Study, bool]:
     """The study named ``plan.name``, and whether this process created it (grid points enqueued, signature
     recorded) rather than joined it (once set up, if it is the same study)."""
-    kw = {"study_name": plan.name, "storage": storage, "sampler": plan.study.make_sampler()}
+    kw = {"study_name": plan.name, "storage": storage, "sampler": plan.study.make_sampler(plan.trials)}
     kw["pruner"] = plan.study.make_pruner()
     try:
         study = optuna.create_study(direction=plan.study.direction, **kw)

@@ -162,8 +162,8 @@ class Study:
         size = len(self.grid_points())
         return size if wanted is None else min(wanted, size)
 
-    def make_sampler(self) -> Any:
-        """Optuna's ``TPESampler`` or ``RandomSampler``; a grid's trials are its points, enqueued (``enqueue_trial``).
+    def make_sampler(self, budget: int) -> Any:
+        """Optuna's ``TPESampler`` or ``RandomSampler`` for ``budget`` trials; a grid's points are enqueued instead.
 
         TPE samples at random for its first trials (a third of the budget, 2 to 10), then models the rest. A grid
         needs no sampler (not Optuna's GridSampler, which fails on trials it did not assign: see :mod:`.coordinate`).
@@ -171,7 +171,7 @@ class Study:
         from optuna.samplers import RandomSampler, TPESampler
 
         if self.sampler == "tpe":
-            return TPESampler(n_startup_trials=max(2, min(10, self.budget() // 3)))
+            return TPESampler(n_startup_trials=max(2, min(10, budget // 3)))
         return RandomSampler(seed=0 if self.sampler == "grid" else None)
 
     def make_pruner(self) -> Any:

@@ -16,7 +16,6 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint, RichProgressBar
-from torch import Tensor
 
 from dlbasics.pictures import PICTURES
 from dlbasics.trust import full_name
@@ -72,7 +71,7 @@ class Progress(RichProgressBar):
     def _flush(self, trainer: L.Trainer) -> None:
         # super().is_enabled: not disabled (as on DDP ranks other than 0, or while a tuner searches)
         if self.pending and not self.live and super().is_enabled:
-            metrics = {k: v.item() if isinstance(v, Tensor) else v for k, v in trainer.callback_metrics.items()}
+            metrics = {k: v.item() if isinstance(v, torch.Tensor) else v for k, v in trainer.callback_metrics.items()}
             shown = " ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items()) if "/" in k)
             print(f"{self.pending} {shown}", flush=True)
         self.pending = None

@@ -1,8 +1,6 @@
 """The dlbasics command line: LightningCLI in subclass mode over ``dlbasics.models`` and ``dlbasics.data``.
 
-    dlbasics fit --config linear_regression                 # trains, then tests the best checkpoint
-    dlbasics test --config rule_classifier --ckpt_path last  # a shipped config by its bare name
-    dlbasics export --config mnist_cnn --ckpt_path best      # model.onnx beside the checkpoint
+    dlbasics fit --config linear_regression   # trains, then tests the best checkpoint (more examples: --help)
 
 Every run gets, visible in ``--print_config`` and ``config.yaml``: CSV + TensorBoard loggers (``lightning_logs/``),
 the best checkpoint by ``checkpoint.monitor``, :data:`dlbasics.callbacks.DEFAULTS` and a seed (42 unless configured).
@@ -238,9 +236,8 @@ def skip_nvml_probe() -> None:
 def main(args: list[str] | None = None) -> None:
     """What ``dlbasics`` and ``python -m dlbasics`` run (through :mod:`dlbasics.launch`).
 
-    Errors print as one line on stderr with exit status 1 (2 for command-line errors); set ``DLBASICS_DEBUG=1``
-    for the full traceback. Ctrl-C (SIGINT) and SIGTERM stop gracefully (the last checkpoint stays usable) with
-    exit status 130 and 143.
+    Errors print as one line (exit status 1, 2 for command-line errors; ``DLBASICS_DEBUG=1`` shows the traceback);
+    Ctrl-C (SIGINT) and SIGTERM stop gracefully (the last checkpoint stays usable) with exit status 130 and 143.
     """
     argv = sys.argv[1:] if args is None else [str(a) for a in args]
     if argv[:1] == ["sweep"]:  # many fits through this CLI: dlbasics.sweep

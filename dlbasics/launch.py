@@ -47,9 +47,8 @@ def exit_status(code: object) -> int:
 def run_then_skip_teardown(entry: Callable[[], int | None]) -> int | None:
     """Run ``entry`` as a console script; at exit, after threads and ``atexit`` handlers, skip the module teardown.
 
-    Python's shutdown still joins the threads and runs every ``atexit`` handler (logging, wandb, …); the last one
-    flushes the standard streams and ends the process with the status ``sys.exit`` would give: the return value,
-    a ``SystemExit`` code, or 1 for an exception (whose traceback Python prints first).
+    The last ``atexit`` handler flushes the standard streams and ends the process with the status ``sys.exit``
+    would give: the return value, a ``SystemExit`` code, or 1 for an exception (whose traceback Python prints first).
     """
     status = [1]
 

@@ -50,11 +50,8 @@ def find_checkpoint(
     """``--ckpt_path last|best``: the newest readable ``last.ckpt`` / best checkpoint of a run of this experiment.
 
     Lightning resolves these names only inside the current run, and every run (a resumed one too) gets a fresh
-    ``version_N``; here every run under ``root`` whose saved ``config.yaml`` is the same :func:`experiment` counts.
-
-    Args:
-        wanted: The current config's :func:`experiment`.
-        readable: Whether a checkpoint file can be read (a truncated one is passed over).
+    ``version_N``; here every run under ``root`` whose saved ``config.yaml`` is the :func:`experiment` ``wanted``
+    counts, newest first, passing over the checkpoints ``readable`` refuses (a truncated file).
 
     Returns:
         The checkpoint, and the newer ones of the same experiment passed over as unreadable.

@@ -16,9 +16,9 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint, RichProgressBar
-from torch import Tensor
 
 from dlbasics.pictures import PICTURES
+from dlbasics.trust import full_name
 from dlbasics.use.predict import PredictionWriter
 
 
@@ -32,28 +32,18 @@ class Progress(RichProgressBar):
 
     Args:
         live: ``True``: always the live bar; ``False``: always plain lines; ``None``: a bar when stdout is a terminal.
-        every: Redraw the live bar every this many batches.
     """
 
     def __init__(self, live: bool | None = None, every: int = 10) -> None:
         super().__init__()
         self.live = sys.stdout.isatty() if live is None else live
         self.every = every
-        self.lines = True
         self.start = time.perf_counter()
         self.pending: str | None = None
 
     @property
     def is_enabled(self) -> bool:
         return self.live and super().is_enabled
-
-    def disable(self) -> None:
-        super().disable()
-        self.lines = False
-
-    def enable(self) -> None:
-        super().enable()
-        self.lines = True
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_epoch_start(trainer, pl_module)
@@ -79,8 +69,9 @@ class Progress(RichProgressBar):
             super().on_validation_batch_end(trainer, pl_module, outputs, batch, batch_idx, dataloader_idx)
 
     def _flush(self, trainer: L.Trainer) -> None:
-        if self.pending and not self.live and self.lines and trainer.is_global_zero:
-            metrics = {k: v.item() if isinstance(v, Tensor) else v for k, v in trainer.callback_metrics.items()}
+        # super().is_enabled: not disabled (as on DDP ranks other than 0, or while a tuner searches)
+        if self.pending and not self.live and super().is_enabled:
+            metrics = {k: v.item() if isinstance(v, torch.Tensor) else v for k, v in trainer.callback_metrics.items()}
             shown = " ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items()) if "/" in k)
             print(f"{self.pending} {shown}", flush=True)
         self.pending = None
@@ -93,13 +84,9 @@ class FiniteLossGuard(Callback):
     record there (which step first had a non-finite loss, and that loss, via ``torch.where``) and reads it
     every ``stride`` steps, at the end of each epoch and before every checkpoint is written. On the CPU a read
     costs nothing, so the record is kept on the host (cheaper than the device bookkeeping; see
-    ``benchmarks/results/guard.md``) and read on the same schedule. The error names the epoch and step where
-    the loss first went bad; it ends the run before a checkpoint of diverged weights is written, so the last
-    good ``last.ckpt`` stays what it was, and ``dlbasics`` exits non-zero.
-
-    Args:
-        stride: Read the record every ``stride`` training steps (1: every step).
-        on_device: Keep the record on the loss's device (``None``: on accelerators, not on the CPU).
+    ``benchmarks/results/guard.md``); ``on_device`` overrides the choice. The error names the epoch and step where
+    the loss first went bad; it ends the run before a checkpoint of diverged weights is written, so the last good
+    ``last.ckpt`` stays what it was.
     """
 
     def __init__(self, stride: int = 50, on_device: bool | None = None) -> None:
@@ -175,4 +162,4 @@ LOGGERS = [
 
 def as_config(entries: list[tuple[type, dict[str, Any]]]) -> list[dict[str, Any]]:
     """``(class, init_args)`` pairs as the config writes them: ``{class_path, init_args}``."""
-    return [{"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": dict(args)} for cls, args in entries]
+    return [{"class_path": full_name(cls), "init_args": dict(args)} for cls, args in entries]

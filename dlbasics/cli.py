@@ -1,13 +1,10 @@
 """The dlbasics command line: LightningCLI in subclass mode over ``dlbasics.models`` and ``dlbasics.data``.
 
-    dlbasics fit --config linear_regression                 # trains, then tests the best checkpoint
-    dlbasics test --config rule_classifier --ckpt_path last  # a shipped config by its bare name
-    dlbasics export --config mnist_cnn --ckpt_path best      # model.onnx beside the checkpoint
+    dlbasics fit --config linear_regression   # trains, then tests the best checkpoint (more examples: --help)
 
-Every run gets, visible in ``--print_config`` and ``config.yaml``: CSV + TensorBoard loggers writing to
-``lightning_logs/version_N/``, the best checkpoint by the experiment's ``checkpoint.monitor``, the default
-``trainer.callbacks`` (:data:`dlbasics.callbacks.DEFAULTS`) and a seed (42 unless configured). A ``--ckpt_path`` is
-data until proven otherwise (:mod:`dlbasics.checkpoints`). Built on LightningCLI's public API only.
+Every run gets, visible in ``--print_config`` and ``config.yaml``: CSV + TensorBoard loggers (``lightning_logs/``),
+the best checkpoint by ``checkpoint.monitor``, :data:`dlbasics.callbacks.DEFAULTS` and a seed (42 unless configured).
+A ``--ckpt_path`` is data until proven otherwise (:mod:`dlbasics.checkpoints`). LightningCLI's public API only.
 """
 
 from __future__ import annotations
@@ -32,7 +29,6 @@ import dlbasics.data
 import dlbasics.models  # noqa: F401  (registers the classes so short names resolve)
 from dlbasics import __version__, checkpoints, console
 from dlbasics.callbacks import DEFAULTS, LOGGERS, as_config
-from dlbasics.checkpoints import open_checkpoint, plain
 from dlbasics.dashboards import SaveConfig, resume_wandb_run, wandb_loggers
 from dlbasics.resources import expand_config_args, experiment_names
 from dlbasics.runs import SHAPES, STATISTICS, discard_run, keep_rows, read_csv_rows, run_dir
@@ -70,11 +66,7 @@ class DLBasicsTrainer(L.Trainer):
     ) -> Path:
         """Export a trained model to ONNX: model.onnx in its checkpoint's run, checked against PyTorch.
 
-        Args:
-            model: The model, built from the checkpoint's hyperparameters.
-            datamodule: Not used (the export needs only the checkpoint).
-            ckpt_path: The checkpoint: a file, a URL, or ``last``/``best`` of the config's experiment.
-            opset: ONNX opset version (``None``: torch's default).
+        ``model`` is built from the checkpoint's hyperparameters; ``datamodule`` is not used.
         """
         if ckpt_path is None:
             raise ValueError("export needs --ckpt_path: a .ckpt file, 'last' or 'best' of the config's experiment")
@@ -86,8 +78,7 @@ class DLBasicsTrainer(L.Trainer):
 class DLBasicsCLI(LightningCLI):
     """LightningCLI with dlbasics' defaults (loggers, checkpoint, callbacks, links), ``test_after_fit`` and ``export``.
 
-    A refused or failed run that trained nothing (a bad file to predict, a bad optimizer setting) leaves no
-    ``version_N`` behind; a run with a checkpoint keeps it.
+    A run refused or failed before it trained (a bad file to predict, a bad optimizer setting) leaves no ``version_N``.
     """
 
     def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
@@ -95,25 +86,31 @@ class DLBasicsCLI(LightningCLI):
         self.checkpoint: dict[str, Any] | None = None
         #: The subcommand asked for, whose parser alone is built (building all five cost ~0.25 s a run).
         self.asked = next(iter(sys.argv[1:] if args is None else args), None)
-        super().__init__(
-            model_class=L.LightningModule,
-            datamodule_class=L.LightningDataModule,
-            trainer_class=DLBasicsTrainer,
-            subclass_mode_model=True,
-            subclass_mode_data=True,
-            seed_everything_default=42,
-            save_config_callback=SaveConfig,
-            save_config_kwargs={"overwrite": True},
-            parser_kwargs={
-                "exit_on_error": False,
-                "description": DESCRIPTION,
-                "version": __version__,
-                "formatter_class": HelpFormatter,
-            },
-            auto_configure_optimizers=False,  # models take `optimizer` / `lr_scheduler` (dependency injection)
-            args=args,
-            run=run,
-        )
+        try:
+            super().__init__(
+                model_class=L.LightningModule,
+                datamodule_class=L.LightningDataModule,
+                trainer_class=DLBasicsTrainer,
+                subclass_mode_model=True,
+                subclass_mode_data=True,
+                seed_everything_default=42,
+                save_config_callback=SaveConfig,
+                save_config_kwargs={"overwrite": True},
+                parser_kwargs={
+                    "exit_on_error": False,
+                    "description": DESCRIPTION,
+                    "version": __version__,
+                    "formatter_class": HelpFormatter,
+                },
+                auto_configure_optimizers=False,  # models take `optimizer` / `lr_scheduler` (dependency injection)
+                args=args,
+                run=run,
+            )
+        except Exception:
+            trainer = getattr(self, "trainer", None)  # None: refused before the trainer was made
+            if trainer is not None and trainer.is_global_zero and trainer.global_step == 0 and trainer.loggers:
+                discard_run(run_dir(trainer))
+            raise
 
     def subcommands(self) -> dict[str, set[str]]:  # type: ignore[override]
         """Lightning's subcommands and ``export``; only the one asked for, when the command line starts with it."""
@@ -157,7 +154,7 @@ class DLBasicsCLI(LightningCLI):
         if subcommand and self.config[subcommand].get("ckpt_path"):
             config = self.config[subcommand]
             # Before Lightning copies the checkpoint's hyperparameters into the config (and imports what they name).
-            config.ckpt_path, self.checkpoint = open_checkpoint(config)
+            config.ckpt_path, self.checkpoint = checkpoints.open_checkpoint(config)
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
@@ -187,7 +184,7 @@ class DLBasicsCLI(LightningCLI):
             if stored.get(name) is None or self.datamodule is None or not hasattr(self.datamodule, name):
                 continue
             value = getattr(self.datamodule, name)
-            if plain(value) != plain(stored[name]):
+            if checkpoints.plain(value) != checkpoints.plain(stored[name]):
                 shown = lambda v: ", ".join(map(str, v[:3])) + ", …" if isinstance(v, list) else v  # noqa: E731
                 raise ValueError(
                     f"the checkpoint's model takes {name} {shown(stored[name])} but the config's data "
@@ -222,38 +219,12 @@ class DLBasicsCLI(LightningCLI):
             # Spawned DDP workers start a fresh CSV writer for the test, replacing metrics.csv: put fit's rows back.
             keep_rows(Path(csv_logger.log_dir) / "metrics.csv", fit_rows)
 
-    # The subcommands, each leaving nothing behind when it is refused before it trained anything.
-    def fit(self, **kwargs: Any) -> Any:
-        return self.refusable(self.trainer.fit, **kwargs)
-
-    def validate(self, **kwargs: Any) -> Any:
-        return self.refusable(self.trainer.validate, **kwargs)
-
-    def test(self, **kwargs: Any) -> Any:
-        return self.refusable(self.trainer.test, **kwargs)
-
-    def predict(self, **kwargs: Any) -> Any:
-        return self.refusable(self.trainer.predict, **kwargs)
-
-    def export(self, **kwargs: Any) -> Any:
-        return self.refusable(self.trainer.export, **kwargs)
-
-    def refusable(self, method: Any, **kwargs: Any) -> Any:
-        """Run a trainer method; if it fails before a step was taken, remove the run directory it started."""
-        try:
-            return method(**kwargs)
-        except Exception:
-            if self.trainer.is_global_zero and self.trainer.global_step == 0 and self.trainer.loggers:
-                discard_run(run_dir(self.trainer))
-            raise
-
 
 def skip_nvml_probe() -> None:
     """Without NVIDIA's management library there is no GPU for ``torch.cuda.is_available()`` to find over NVML.
 
     ``import lightning`` asks torch to check CUDA through NVML (safe before forking workers), and torch then tries to
-    load the library at every call (62 µs instead of 4), which Adam makes every step. Where the library is absent,
-    the plain check says the same at once.
+    load the library at every call (62 µs instead of 4), which Adam makes every step; the plain check is instant.
     """
     if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") == "1":
         try:
@@ -265,14 +236,14 @@ def skip_nvml_probe() -> None:
 def main(args: list[str] | None = None) -> None:
     """What ``dlbasics`` and ``python -m dlbasics`` run (through :mod:`dlbasics.launch`).
 
-    Errors print as one line on stderr with exit status 1 (2 for command-line errors); set ``DLBASICS_DEBUG=1``
-    for the full traceback. Ctrl-C (SIGINT) and SIGTERM stop gracefully (the last checkpoint stays usable) with
-    exit status 130 and 143. torch's thread count is put back afterwards (a run may set ``num_threads``).
+    Errors print as one line (exit status 1, 2 for command-line errors; ``DLBASICS_DEBUG=1`` shows the traceback);
+    Ctrl-C (SIGINT) and SIGTERM stop gracefully (the last checkpoint stays usable) with exit status 130 and 143.
     """
-    if (sys.argv[1:] if args is None else args)[:1] == ["sweep"]:  # many fits through this CLI: dlbasics.sweep
+    argv = sys.argv[1:] if args is None else [str(a) for a in args]
+    if argv[:1] == ["sweep"]:  # many fits through this CLI: dlbasics.sweep
         from dlbasics.sweep import main as sweep_main
 
-        return sweep_main(expand_config_args([str(a) for a in (sys.argv[1:] if args is None else args)[1:]]))
+        return sweep_main(expand_config_args(argv[1:]))
     threads = torch.get_num_threads()
     console.quiet_third_parties()
     skip_nvml_probe()
@@ -282,9 +253,6 @@ def main(args: list[str] | None = None) -> None:
                 sys.argv[1:] = expand_config_args(sys.argv[1:])
                 DLBasicsCLI()
             else:
-                DLBasicsCLI(args=expand_config_args([str(a) for a in args]))
+                DLBasicsCLI(args=expand_config_args(argv))
     finally:
         torch.set_num_threads(threads)
-
-
-__all__ = ["DLBasicsCLI", "main"]

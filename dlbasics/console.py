@@ -4,13 +4,14 @@
     # dlbasics: error: model.optimizer: Invalid learning rate: -1.0  [DLBASICS_DEBUG=1 shows the traceback]
 
 jsonargparse reports a bad value inside a nested, multi-line "Does not validate against any of the Union subtypes"
-message; :func:`one_line` digs out the parameter path and the innermost reason. Standard library only, so the
-console entry points can install :func:`exit_on_interrupt` before the heavy imports start.
+message; :func:`one_line` digs out the parameter path and the innermost reason. Standard library only, so
+:func:`exit_on_interrupt` can be installed before the heavy imports start.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
 import re
@@ -40,21 +41,14 @@ WARNINGS = (
 )
 #: Lightning's info lines that say nothing new: an advertisement; the epoch lines already say where fit stopped;
 #: the next line names the checkpoint again; a schedule's step count is internal bookkeeping.
-NOTICES = (
-    "💡 Tip:",
-    "`Trainer.fit` stopped:",
-    "Restoring states from the checkpoint path at",
-    "Loading `train_dataloader` to estimate number of stepping batches",
-)
+NOTICES = ("💡 Tip:", "`Trainer.fit` stopped:", "Restoring states from the checkpoint path at",
+           "Loading `train_dataloader` to estimate number of stepping batches")  # fmt: skip
 _NOISE = ("Parser key", "Does not validate", "Subtypes:", "Errors:", "Given value", "Expected a <class 'NoneType'>",
           "Problem with given class_path", "Expected a path but")  # fmt: skip
 
 
 def quiet_third_parties() -> None:
-    """Silence what third parties print on every plain run, narrowly (by module and message); ours stay visible.
-
-    ``DLBASICS_DEBUG=1`` keeps everything.
-    """
+    """Silence what third parties print on every plain run, narrowly (by module and message); ours stay visible."""
     if os.environ.get(DEBUG_ENV):
         return
     for module, message in WARNINGS:
@@ -71,7 +65,6 @@ def exit_on_interrupt() -> Iterator[None]:
     Lightning turns an interrupt during training into a graceful stop and ``sys.exit(1)``; that too becomes 130
     (SIGINT) or 143 (SIGTERM), and so does any other exception after a signal (a library that caught the
     ``KeyboardInterrupt`` and raised its own); one that swallows it only delays the exit to the end of the block.
-    Without a signal, the block's own exit status is kept.
     """
     received: list[int] = []
 
@@ -82,25 +75,21 @@ def exit_on_interrupt() -> Iterator[None]:
     previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
-        if received:  # swallowed on the way
-            sys.exit(128 + received[0])
     except KeyboardInterrupt:
-        sys.exit(128 + (received[0] if received else signal.SIGINT))
+        received.append(signal.SIGINT)  # counts only when no signal came first (a KeyboardInterrupt raised in code)
     except BaseException:  # SystemExit, or whatever a library turned the interrupt into
-        if received:
-            sys.exit(128 + received[0])
-        raise
+        if not received:
+            raise
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+    if received:  # also when the interrupt was swallowed on the way
+        sys.exit(128 + received[0])
 
 
 @contextlib.contextmanager
 def errors_as_one_line(program: str = "dlbasics") -> Iterator[None]:
-    """Print any exception of the block as ``<program>: error: <one line>`` on stderr and exit 1 (2: bad arguments).
-
-    ``DLBASICS_DEBUG=1`` re-raises instead, traceback and all.
-    """
+    """Print any exception of the block as ``<program>: error: <one line>`` on stderr and exit 1 (2: bad arguments)."""
     try:
         yield
     except Exception as err:
@@ -110,30 +99,16 @@ def errors_as_one_line(program: str = "dlbasics") -> Iterator[None]:
         sys.exit(2 if type(err).__name__ == "ArgumentError" else 1)
 
 
-def _choices(group: str) -> str:
-    import dlbasics.data
-    import dlbasics.models
-
-    module = dlbasics.models if group == "model" else dlbasics.data
-    return ", ".join(n for n in module.__all__ if not n.startswith("InMemory"))
-
-
-def _chain(err: BaseException) -> list[BaseException]:
-    """``err`` and the exceptions it was raised from, outermost first."""
-    chain = [err]
-    while (cause := chain[-1].__cause__) is not None and cause not in chain:
-        chain.append(cause)
-    return chain
-
-
 def one_line(err: BaseException) -> str:
     """One line describing ``err``: for argument errors the parameter path and the innermost reason.
 
     jsonargparse wraps a bad nested value (``--model.init_args.optimizer.init_args.lr abc``) in several
     exceptions, each naming one level of the path; the keys are collected from the whole chain.
     """
-    chain = _chain(err)
-    text = "\n".join(str(e) for e in chain) if len(chain) > 1 else str(err)
+    chain = [err]  # and the exceptions it was raised from, outermost first
+    while (cause := chain[-1].__cause__) is not None and cause not in chain:
+        chain.append(cause)
+    text = "\n".join(map(str, chain))
     lines = [re.sub(r'^(- )?(Parser key "[^"]+":\s*)?', "", ln.strip()) for ln in text.splitlines()]
     lines = [ln for ln in lines if ln]
     if not lines:
@@ -150,13 +125,11 @@ def one_line(err: BaseException) -> str:
     if "dot import path" in reason and len(keys) > 1:
         given = reason.rsplit(":", 1)[-1].strip()
         return f"{'.'.join(keys)}: {given!r} is not a class: give a class_path such as torch.optim.SGD"
-    if (
-        keys[:1] in (["model"], ["data"])
-        and len(keys) == 1
-        and ("import path" in reason or "has no attribute" in reason)
-    ):
+    if keys in (["model"], ["data"]) and ("import path" in reason or "has no attribute" in reason):
         name = given or reason.rsplit(" ", 1)[-1].strip("'")
-        return f"unknown {keys[0]} {name!r}: use one of {_choices(keys[0])} (or a full class_path)"
+        module = importlib.import_module("dlbasics.models" if keys == ["model"] else "dlbasics.data")
+        choices = ", ".join(n for n in module.__all__ if not n.startswith("InMemory"))
+        return f"unknown {keys[0]} {name!r}: use one of {choices} (or a full class_path)"
     if given is not None and reason.startswith("Expected a") and "Got value" not in reason:
         reason = f"{reason}, got {given!r}"
     if not keys:

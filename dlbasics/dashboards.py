@@ -6,13 +6,10 @@ Without an API key (``WANDB_API_KEY`` or a ``wandb login`` entry in ``~/.netrc``
 :class:`WandbLogger` logs offline into ``lightning_logs/wandb/offline-run-*``, which ``wandb sync``
 uploads later; ``WANDB_MODE`` (``online``, ``offline``, ``disabled``) is honoured. wandb never prompts.
 Every checkpoint records the wandb run id, so ``fit --ckpt_path …`` continues that run (:func:`resume_wandb_run`).
-Spawned DDP workers attach to the run and put its media in ``WANDB_DIR``, which the CLI sets at its start
-(:func:`wandb_loggers`) to the logger's ``save_dir``.
 """
 
 from __future__ import annotations
 
-import importlib
 import netrc
 import os
 import re
@@ -31,6 +28,7 @@ from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities import rank_zero_info
 
 from dlbasics.runs import run_dir
+from dlbasics.trust import loaded
 
 _SECRET = re.compile(r"api_?key|token|secret|password", re.IGNORECASE)
 
@@ -86,23 +84,18 @@ class WandbLogger(_LightningWandbLogger):
     """Lightning's ``WandbLogger`` that picks online/offline/disabled itself and never prompts for a login.
 
     Its parameters are Lightning's (``--print_config`` lists them); any other ``wandb.init`` argument (``entity``,
-    ``notes``, ``tags``, ``job_type``, ``group``, …) goes in ``dict_kwargs``, e.g.
-    ``--trainer.logger.dict_kwargs.notes "wider net"``. What dlbasics adds: the mode (:func:`wandb_mode`: no key or
-    no network means offline, passed to ``wandb.init`` rather than set process-wide), checkpoints uploaded as
-    artifacts (``log_model``) only online, ``save_dir`` made absolute, a run left open in this process by an earlier
-    dlbasics run finished first, and the run named ``<experiment>-version_N`` by :class:`SaveConfig` unless
-    ``name`` is given. A fit resumed from a checkpoint continues its wandb run (:func:`resume_wandb_run`).
+    ``notes``, ``tags``, ``group``, …) goes in ``dict_kwargs``, e.g. ``--trainer.logger.dict_kwargs.notes "wider net"``.
+    What dlbasics adds: the mode (:func:`wandb_mode`), passed to ``wandb.init`` rather than set process-wide;
+    checkpoints uploaded as artifacts (``log_model``) only online; ``save_dir`` made absolute.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        #: ``online``, ``offline`` or ``disabled``.
         self.mode = wandb_mode(kwargs.get("offline", False))
         if self.mode != "online":
             kwargs["log_model"] = False  # nothing to upload to
         if kwargs.get("save_dir"):
             kwargs["save_dir"] = os.path.abspath(kwargs["save_dir"])
-        #: The run name given (``None``: ``SaveConfig`` names the run ``<experiment>-version_N``).
-        self.run_name = kwargs.get("name")
+        self.run_name = kwargs.get("name")  # None: SaveConfig names the run
         self.started = kwargs.get("experiment") is not None
         super().__init__(*args, **kwargs, mode=self.mode)
 
@@ -130,14 +123,12 @@ def wandb_loggers(config: Any) -> list[Any]:
 def resume_wandb_run(config: Any, checkpoint: dict[str, Any]) -> str | None:
     """Make a fit from a checkpoint log into the checkpoint's wandb run, as a resumed run.
 
-    Called with the ``fit`` config and the checked checkpoint before the classes are instantiated
-    (``DLBasicsCLI.before_instantiate_classes``). Each wandb logger without an ``id``/``version`` of its own gets
-    the run id the checkpoint recorded (Lightning's logger resumes with ``resume="allow"``); ``config.yaml`` then
-    shows the id. Offline, wandb writes a second ``offline-run-*`` directory with the same run id, which
-    ``wandb sync`` appends to that run.
+    Each wandb logger of the ``fit`` config without an ``id``/``version`` of its own gets the run id the checkpoint
+    recorded (Lightning's logger resumes with ``resume="allow"``); ``config.yaml`` then shows the id. Offline, wandb
+    writes a second ``offline-run-*`` directory with the same run id, which ``wandb sync`` appends to that run.
 
     Returns:
-        The run id set, or ``None`` when there was nothing to do.
+        The run id set, or ``None`` (nothing to do).
     """
     states = checkpoint.get("callbacks") or {}
     run_id = next((s["wandb_run_id"] for s in states.values() if isinstance(s, dict) and s.get("wandb_run_id")), None)
@@ -152,14 +143,9 @@ def resume_wandb_run(config: Any, checkpoint: dict[str, Any]) -> str | None:
 
 def _is_wandb_logger(entry: Any) -> bool:
     """Whether a ``trainer.logger`` config entry (``class_path`` + ``init_args``) is a wandb logger."""
-    class_path = entry.get("class_path") if hasattr(entry, "get") else None
-    if not class_path or entry.get("init_args") is None:
+    if not hasattr(entry, "get") or not entry.get("class_path") or entry.get("init_args") is None:
         return False
-    module, _, name = str(class_path).rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError, ValueError):
-        return False
+    cls = loaded(str(entry.get("class_path")))  # imported by jsonargparse when it parsed the config
     return isinstance(cls, type) and issubclass(cls, _LightningWandbLogger)
 
 
@@ -176,10 +162,9 @@ def redact(value: Any) -> Any:
 class SaveConfig(SaveConfigCallback):
     """``config.yaml`` in the run directory, plus the whole resolved config in wandb and TensorBoard.
 
-    Lightning only sends the model's hyperparameters to loggers; this adds every setting (trainer,
-    data, seed) to the wandb run config and as text to TensorBoard, and names a :class:`WandbLogger`'s run
-    ``<experiment>-version_N`` unless it was given a name. The wandb run id goes into every checkpoint (this
-    callback's state, ``wandb_run_id``), where :func:`resume_wandb_run` finds it when a fit resumes.
+    Lightning only sends the model's hyperparameters to loggers; this adds every setting (trainer, data, seed) to
+    the wandb run config and as text to TensorBoard, and names a :class:`WandbLogger`'s run
+    ``<experiment>-version_N`` unless it was given a name.
     """
 
     wandb_run_id: str | None = None
@@ -199,7 +184,7 @@ class SaveConfig(SaveConfigCallback):
                 logger.experiment.add_text("config", "```yaml\n" + yaml.safe_dump(config, sort_keys=False) + "```")
 
     def state_dict(self) -> dict[str, Any]:
-        """``{"wandb_run_id": id}`` when the run logs to wandb (written into checkpoints), else empty."""
+        """``{"wandb_run_id": id}`` when the run logs to wandb (into checkpoints, for :func:`resume_wandb_run`)."""
         return {"wandb_run_id": self.wandb_run_id} if self.wandb_run_id else {}
 
     def experiment_name(self) -> str:

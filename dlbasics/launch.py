@@ -2,18 +2,12 @@
 
     dlbasics fit --config configs/fashion_mnist_cnn_sprint.yaml
 
-Importing torch and Lightning creates about a million objects that live as long as the process. With the cyclic
-garbage collector running, every collection during the imports walks all of them again, and so does every full
-collection afterwards: ~1 s of each process on our 2-core machines (``benchmarks/results/gc_freeze.md``). So the
-imports run with the collector paused; then ``gc.freeze()`` moves what they created out of its reach, and the
-collector runs as usual for everything the run itself allocates.
-
-At exit, Python would then free those objects one by one and tear down every module (~0.3 s). The entry points
-skip only that part: Python's own shutdown still joins the threads and runs every ``atexit`` handler (logging,
-wandb, …), then the last handler flushes the standard streams and ends the process with the same exit status.
-
-Ctrl-C works from the first moment: during the imports too it ends the process with status 130 and no traceback
-(:func:`dlbasics.console.exit_on_interrupt`). glibc's allocator is tuned here, once per process (:func:`tune_malloc`).
+Importing torch and Lightning creates about a million objects that live as long as the process; with the cyclic
+garbage collector running, every collection walks all of them again: ~1 s of each process on our 2-core machines
+(``benchmarks/results/gc_freeze.md``). So the imports run with the collector paused, then ``gc.freeze()`` moves
+what they created out of its reach. At exit, Python would free them one by one and tear down every module
+(~0.3 s): the entry points skip only that part (:func:`run_then_skip_teardown`). Ctrl-C works from the first
+moment: during the imports too it ends the process with status 130 and no traceback, even if an import swallows it.
 """
 
 from __future__ import annotations
@@ -31,10 +25,7 @@ from dlbasics.console import exit_on_interrupt
 
 
 def import_frozen(name: str) -> ModuleType:
-    """Import module ``name`` with the garbage collector paused, then freeze what exists and resume collecting.
-
-    Ctrl-C during the imports ends the process at once with status 130, even if some library's import swallows it.
-    """
+    """Import module ``name`` with the garbage collector paused, then freeze what exists and resume collecting."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -56,8 +47,8 @@ def exit_status(code: object) -> int:
 def run_then_skip_teardown(entry: Callable[[], int | None]) -> int | None:
     """Run ``entry`` as a console script; at exit, after threads and ``atexit`` handlers, skip the module teardown.
 
-    The status is what ``sys.exit`` would give: the return value, a ``SystemExit`` code, or 1 for an exception
-    (whose traceback Python prints first, as usual).
+    The last ``atexit`` handler flushes the standard streams and ends the process with the status ``sys.exit``
+    would give: the return value, a ``SystemExit`` code, or 1 for an exception (whose traceback Python prints first).
     """
     status = [1]
 
@@ -69,7 +60,7 @@ def run_then_skip_teardown(entry: Callable[[], int | None]) -> int | None:
 
     atexit.register(end)
     try:
-        with exit_on_interrupt():  # Ctrl-C during the imports too: status 130, no traceback
+        with exit_on_interrupt():
             result = entry()
     except SystemExit as stop:
         status[0] = exit_status(stop.code)
@@ -89,9 +80,9 @@ def tune_malloc() -> bool:
     Returns:
         Whether the thresholds were changed.
     """
-    if os.environ.get("DLBASICS_MALLOC") == "default" or "GLIBC_TUNABLES" in os.environ:
-        return False
-    if any(k.startswith("MALLOC_") for k in os.environ):
+    if os.environ.get("DLBASICS_MALLOC") == "default" or any(
+        k == "GLIBC_TUNABLES" or k.startswith("MALLOC_") for k in os.environ
+    ):
         return False
     try:
         libc = ctypes.CDLL("libc.so.6")

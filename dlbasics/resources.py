@@ -6,8 +6,7 @@
 
 ``configs/`` at the top of a checkout is the one source: the wheel carries it as ``dlbasics/configs``
 (``package-dir`` in ``pyproject.toml``), an editable install or a ``PYTHONPATH`` checkout reads it in place.
-A ``--config`` value that names an existing file always wins, so ``--config configs/X.yaml`` in a
-checkout and ``--config my_copy.yaml`` keep meaning those files.
+A ``--config`` value that names an existing file always wins (``--config configs/X.yaml`` in a checkout).
 """
 
 from __future__ import annotations
@@ -25,10 +24,8 @@ MAX_CONFIG_VALUES = 100_000  #: values a config may expand to (YAML aliases repe
 
 
 def config_dir() -> Path:
-    """The folder of shipped configs: ``dlbasics/configs`` in an installed wheel, ``configs/`` in a checkout.
-
-    Returns:
-        The folder holding the experiment configs and the ``trainer/`` and ``logger/`` overlays.
+    """The folder of shipped configs (experiments, ``trainer/`` and ``logger/`` overlays): ``dlbasics/configs`` in an
+    installed wheel, ``configs/`` in a checkout.
 
     Raises:
         FileNotFoundError: dlbasics was installed without its configs (or not as plain files).
@@ -45,11 +42,8 @@ def config_dir() -> Path:
 
 
 def shipped_configs() -> list[str]:
-    """Every shipped config by the name ``--config`` accepts: experiments, then ``trainer/…``, ``logger/…``.
-
-    Returns:
-        Names without ``.yaml``, such as ``mnist_cnn`` or ``trainer/ddp``; empty without a configs folder.
-    """
+    """Every shipped config by the name ``--config`` accepts (``mnist_cnn``), experiments first, then ``trainer/…``,
+    ``logger/…``; empty without a configs folder."""
     try:
         root = config_dir()
     except FileNotFoundError:
@@ -59,21 +53,13 @@ def shipped_configs() -> list[str]:
 
 
 def experiment_names() -> list[str]:
-    """The shipped experiments (top-level configs), e.g. for ``--help`` texts and the tour.
-
-    Returns:
-        Sorted names such as ``linear_regression`` and ``mnist_cnn``.
-    """
+    """The shipped experiments (top-level configs) by name, sorted, e.g. for ``--help`` texts and the tour."""
     return [name for name in shipped_configs() if "/" not in name]
 
 
 def resolve_config(value: str) -> str:
-    """The file a ``--config`` value means.
-
-    Args:
-        value: What follows ``--config``: a path, or a shipped config's name (``mnist_cnn``,
-            ``mnist_cnn.yaml``, ``trainer/ddp``, ``logger/wandb``, or ``configs/mnist_cnn.yaml`` outside a
-            checkout).
+    """The file a ``--config`` value means: a path, or a shipped config's name (``mnist_cnn``, ``mnist_cnn.yaml``,
+    ``trainer/ddp``, or ``configs/mnist_cnn.yaml`` outside a checkout).
 
     Returns:
         ``value`` itself when it is an existing file or matches no shipped config (LightningCLI then reports
@@ -93,16 +79,11 @@ def resolve_config(value: str) -> str:
 
 
 def expand_config_args(argv: list[str]) -> list[str]:
-    """``argv`` with :func:`resolve_config` applied to the value of every ``--config X`` and ``--config=X``.
+    """``argv`` (without the program name) with :func:`resolve_config` applied to every ``--config X`` and
+    ``--config=X``, as a new list.
 
     Every config file, and every other value written in YAML with anchors, is checked by :func:`check_yaml`
     first, so a YAML bomb is refused before the parser expands it.
-
-    Args:
-        argv: Command-line arguments without the program name, e.g. ``sys.argv[1:]``.
-
-    Returns:
-        A new list; every other argument is left as it was.
     """
     out: list[str] = []
     expect_value = False
@@ -110,25 +91,20 @@ def expand_config_args(argv: list[str]) -> list[str]:
         if expect_value or arg.startswith("--config="):
             value = resolve_config(arg.removeprefix("--config="))
             check_yaml(Path(value) if Path(value).is_file() else value)
-            out.append(value if expect_value else f"--config={value}")
-            expect_value = False
-        else:
-            if "&" in arg and "*" in arg:
-                check_yaml(arg)
-            out.append(arg)
-            expect_value = arg == "--config"
+            arg = value if expect_value else f"--config={value}"
+        elif "&" in arg and "*" in arg:
+            check_yaml(arg)
+        out.append(arg)
+        expect_value = arg == "--config" and not expect_value  # after the value of --config, no value is due
     return out
 
 
 def check_yaml(source: str | Path) -> None:
-    """Refuse, in one line, a YAML file or text too large or expanding to too many values.
+    """Refuse (``ValueError``, one line) a YAML file or text too large, nested too deep or expanding to too many values.
 
     PyYAML builds an alias as a reference to the node it names, so nine levels of ten aliases are a kilobyte on
     disk and a billion values for whatever walks them (the config parser). The composed node graph is measured
     without expanding it.
-
-    Raises:
-        ValueError: Over :data:`MAX_CONFIG_BYTES` or :data:`MAX_CONFIG_VALUES`, or nested too deep to read.
     """
     name = f"config {source}" if isinstance(source, Path) else "a YAML value"
     if isinstance(source, Path) and source.stat().st_size > MAX_CONFIG_BYTES:
@@ -164,13 +140,9 @@ def load_yaml(path: Path) -> Any:
 
 def configs_building(*class_names: str) -> list[str]:
     """The shipped experiments whose model is one of ``class_names`` (full or short names), e.g. for hints."""
-    try:
-        root = config_dir()
-    except FileNotFoundError:
-        return []
     found = []
-    for name in experiment_names():
-        model = (load_yaml(root / f"{name}.yaml") or {}).get("model") or {}
+    for name in experiment_names():  # none without a configs folder
+        model = (load_yaml(config_dir() / f"{name}.yaml") or {}).get("model") or {}
         class_path = str(model.get("class_path", ""))
         if class_path in class_names or class_path.rsplit(".", 1)[-1] in class_names:
             found.append(name)
@@ -186,8 +158,6 @@ def main() -> None:
     for name in shipped_configs():
         print(f"  {name}")
 
-
-__all__ = ["check_yaml", "config_dir", "expand_config_args", "experiment_names", "load_yaml", "resolve_config"]
 
 if __name__ == "__main__":
     main()

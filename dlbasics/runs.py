@@ -19,7 +19,6 @@ import yaml
 
 from dlbasics.resources import load_yaml
 
-LOG_ROOT = "lightning_logs"
 #: What a DataModule defines and a model needs, linked by the CLI from the one to the other (so a saved
 #: ``config.yaml`` never lists them under the model): its shapes, and the statistics the model standardizes with.
 SHAPES = ("num_features", "num_classes", "horizon", "n_steps", "class_names", "image_style")
@@ -46,18 +45,13 @@ def experiment(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def find_checkpoint(
-    which: str, wanted: dict[str, Any], readable: Callable[[Path], bool], root: str | Path = LOG_ROOT
+    which: str, wanted: dict[str, Any], readable: Callable[[Path], bool], root: str | Path = "lightning_logs"
 ) -> tuple[Path, list[Path]]:
     """``--ckpt_path last|best``: the newest readable ``last.ckpt`` / best checkpoint of a run of this experiment.
 
     Lightning resolves these names only inside the current run, and every run (a resumed one too) gets a fresh
-    ``version_N``; here every run under ``root`` whose saved ``config.yaml`` is the same :func:`experiment` counts.
-
-    Args:
-        which: ``last`` or ``best``.
-        wanted: The current config's :func:`experiment`.
-        readable: Whether a checkpoint file can be read (a truncated one is passed over).
-        root: The folder of the ``version_N`` runs.
+    ``version_N``; here every run under ``root`` whose saved ``config.yaml`` is the :func:`experiment` ``wanted``
+    counts, newest first, passing over the checkpoints ``readable`` refuses (a truncated file).
 
     Returns:
         The checkpoint, and the newer ones of the same experiment passed over as unreadable.
@@ -75,7 +69,8 @@ def find_checkpoint(
         if found == wanted:
             candidates.append(ckpt)
         else:
-            others.add(f"{_short(found['model'])} on {_short(found['data'])} ({ckpt.parent.parent.name})")
+            model, data = (str(found[k]).rsplit(".", 1)[-1] for k in ("model", "data"))
+            others.add(f"{model} on {data} ({ckpt.parent.parent.name})")
     skipped = []
     for ckpt in sorted(candidates, key=lambda p: p.stat().st_mtime, reverse=True):
         if readable(ckpt):
@@ -87,10 +82,6 @@ def find_checkpoint(
         f"--ckpt_path {which}: no {pattern} of a {wanted['model']} run of this experiment{bad} under "
         f"{Path(root).resolve()}{seen}: run `dlbasics fit` first or pass the path of a checkpoint"
     )
-
-
-def _short(class_path: Any) -> str:
-    return str(class_path).rsplit(".", 1)[-1]
 
 
 def run_dir(trainer: Any) -> Path:
@@ -122,18 +113,15 @@ def atomic_write(path: str | Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def discard_run(run: Path) -> bool:
+def discard_run(run: Path) -> None:
     """Remove a run directory that holds no checkpoint (a refused or failed run), and its parent if that is empty.
 
-    Returns:
-        Whether it was removed (a run with a checkpoint is kept: that is work to resume from).
+    A run with a checkpoint is kept: that is work to resume from.
     """
-    if not run.is_dir() or any(run.glob("checkpoints/*.ckpt")):
-        return False
-    shutil.rmtree(run, ignore_errors=True)
-    with contextlib.suppress(OSError):
-        run.parent.rmdir()  # only when empty: lightning_logs/ itself when this was its first run
-    return True
+    if run.is_dir() and not any(run.glob("checkpoints/*.ckpt")):
+        shutil.rmtree(run, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            run.parent.rmdir()  # only when empty: lightning_logs/ itself when this was its first run
 
 
 def read_csv_rows(path: Path) -> list[dict[str, str]]:
@@ -144,21 +132,16 @@ def read_csv_rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def write_csv(path: Path, rows: list[dict[str, Any]], header: list[str] | None = None) -> None:
-    """Write ``rows`` (dicts) as a CSV at ``path``, atomically; ``header`` defaults to every key, sorted."""
-    header = header or sorted({key for row in rows for key in row})
-    with atomic_write(path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=header)
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 def keep_rows(path: Path, earlier: list[dict[str, str]]) -> None:
     """Make the CSV at ``path`` start with the rows ``earlier`` (unless it already does), header widened to fit."""
     rows = read_csv_rows(path)
     strip = lambda row: {k: v for k, v in row.items() if v not in ("", None)}  # noqa: E731
     if [strip(r) for r in rows[: len(earlier)]] != [strip(r) for r in earlier]:
-        write_csv(path, earlier + rows)
+        rows = earlier + rows
+        with atomic_write(path) as tmp, open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=sorted({key for row in rows for key in row}))
+            writer.writeheader()
+            writer.writerows(rows)
 
 
 def metrics_rows(run: str | Path) -> list[dict[str, float]]:

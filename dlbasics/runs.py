@@ -132,16 +132,20 @@ def read_csv_rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def write_csv(path: Path, rows: list[dict[str, Any]], header: list[str] | None = None) -> None:
+    """Write ``rows`` (dicts) as a CSV at ``path``, atomically; ``header`` defaults to every key, sorted."""
+    with atomic_write(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=header or sorted({key for row in rows for key in row}))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def keep_rows(path: Path, earlier: list[dict[str, str]]) -> None:
     """Make the CSV at ``path`` start with the rows ``earlier`` (unless it already does), header widened to fit."""
     rows = read_csv_rows(path)
     strip = lambda row: {k: v for k, v in row.items() if v not in ("", None)}  # noqa: E731
     if [strip(r) for r in rows[: len(earlier)]] != [strip(r) for r in earlier]:
-        rows = earlier + rows
-        with atomic_write(path) as tmp, open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=sorted({key for row in rows for key in row}))
-            writer.writeheader()
-            writer.writerows(rows)
+        write_csv(path, earlier + rows)
 
 
 def metrics_rows(run: str | Path) -> list[dict[str, float]]:

@@ -7,6 +7,10 @@ The first argument names the patches (``+``-joined, ``none`` for none); the rest
 run exactly as the console script runs it (:func:`dlbasics.launch.main`). ``benchmarks/ablations.py`` times these
 runs against the unpatched one. Nothing under ``dlbasics/`` is edited: each patch swaps a function or a default
 in the imported modules, so that what a candidate would save can be measured before anyone writes it properly.
+
+The patches are written against the code they measured: dlbasics at commit 3f3dbfb (before the issue-22 changes
+they led to; ``benchmarks/results/ablations_*.md``). Run them from a checkout of that commit
+(``git worktree add ../dlbasics-3f3dbfb 3f3dbfb``); on today's code most of them would patch what is gone.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A/B of ``dlbasics.cli.tune_malloc``: the same short CNN training with glibc's thresholds raised and without.
+"""A/B of ``dlbasics.launch.tune_malloc``: the same short CNN training with glibc's thresholds raised and without.
 
     PYTHONPATH=$PWD python benchmarks/malloc.py     # 5 interleaved pairs + 1 GLIBC_TUNABLES run (~5 minutes)
 
@@ -60,7 +60,7 @@ def one_run(variant: str, batches: int, threads: int) -> dict:
 
 def tune_applies(env_extra: dict[str, str]) -> bool:
     """Whether ``tune_malloc()`` changes the thresholds under ``env_extra`` (asked in a fresh interpreter)."""
-    code = "from dlbasics.cli import tune_malloc; print(tune_malloc())"
+    code = "from dlbasics.launch import tune_malloc; print(tune_malloc())"
     out = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env_extra}, capture_output=True, text=True)
     return out.stdout.strip() == "True"
 
@@ -108,7 +108,7 @@ def write_outputs(result: dict) -> None:
     (RESULTS / "malloc.json").write_text(json.dumps(result, indent=1))
     m = result["machine"]
     lines = [
-        "# glibc malloc tuning A/B (`dlbasics.cli.tune_malloc`)",
+        "# glibc malloc tuning A/B (`dlbasics.launch.tune_malloc`)",
         "",
         f"{m['cpu']}, {m['cores']} cores (shared with other jobs) · Python {m['python']} · torch {m['torch']} · "
         f"{m['date']}",

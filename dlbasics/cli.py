@@ -240,10 +240,6 @@ def main(args: list[str] | None = None) -> None:
     Ctrl-C (SIGINT) and SIGTERM stop gracefully (the last checkpoint stays usable) with exit status 130 and 143.
     """
     argv = sys.argv[1:] if args is None else [str(a) for a in args]
-    if argv[:1] == ["sweep"]:  # many fits through this CLI: dlbasics.sweep
-        from dlbasics.sweep import main as sweep_main
-
-        return sweep_main(expand_config_args(argv[1:]))
     threads = torch.get_num_threads()
     console.quiet_third_parties()
     skip_nvml_probe()

@@ -93,9 +93,11 @@ def tune_malloc() -> bool:
 
 
 def main() -> int | None:
-    """``dlbasics``: :func:`dlbasics.cli.main`."""
+    """``dlbasics``: :func:`dlbasics.cli.main`, or :func:`dlbasics.sweep.main` for ``dlbasics sweep`` (many fits, each
+    through :mod:`dlbasics.cli`, so the sweep stands above the CLI rather than inside it)."""
     tune_malloc()
-    return run_then_skip_teardown(lambda: import_frozen("dlbasics.cli").main())
+    entry = "dlbasics.sweep" if sys.argv[1:2] == ["sweep"] else "dlbasics.cli"
+    return run_then_skip_teardown(lambda: import_frozen(entry).main())
 
 
 def tour() -> int | None:

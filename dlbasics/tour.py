@@ -16,6 +16,7 @@ as skipped, with how to get it.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import platform
 import sys
@@ -159,6 +160,42 @@ def run_experiment(exp: Stop, quick: bool, tour_dir: Path) -> Result:
     return Result(exp.name, exp.reference, measured, passed, time.perf_counter() - start, runs, label)
 
 
+def run_comparisons(only: list[str] | None, quick: bool, tour_dir: Path) -> list[Result]:
+    """Each selected comparison (all without ``only``) as one ``dlbasics sweep``, judged by the notes' claims."""
+    import importlib.util
+
+    from dlbasics.data.mnist import first_available  # MNIST when its files are there, else Fashion-MNIST
+    from dlbasics.sweep import main as sweep
+    from dlbasics.sweep.curriculum import COMPARISONS, details, judge
+
+    results = []
+    for comp in (c for c in COMPARISONS if not only or c.study in only):
+        print(f"\n[comparison] {comp.study} ({comp.config})", flush=True)
+        picked = first_available() if comp.data else ("", [])  # (label, CLI arguments), or why there is none
+        if importlib.util.find_spec("optuna") is None:
+            picked = "skipped: needs Optuna (pip install 'dlbasics[sweep]')"
+        if isinstance(picked, str):
+            results.append(Result(comp.study, comp.reference, picked, None))
+            continue
+        label, extra = picked
+        start, sweep_dir = time.perf_counter(), tour_dir / "runs" / "sweeps" / comp.study
+        args = ["--config", str(CONFIGS / comp.config), "--study", comp.study, "--name", comp.study, *extra]
+        args += ["--trainer.logger", loggers(tour_dir), *(comp.quick if quick else comp.full)]
+        try:
+            sweep(args)
+        except SystemExit as stop:
+            if stop.code:
+                results.append(Result(comp.study, comp.reference, f"sweep failed (exit {stop.code})", False))
+                continue
+        path = sweep_dir / "trials.csv"
+        trials = list(csv.DictReader(path.open())) if path.is_file() else []
+        claims, measured, held = judge(comp, trials)
+        text = details(comp, trials, claims, tour_dir)
+        results.append(Result(comp.study, comp.reference, measured, held, time.perf_counter() - start, [sweep_dir],
+                              label, text))  # fmt: skip
+    return results
+
+
 def run_scratch() -> tuple[Result, str]:
     """The NumPy reference's check table (analytic vs numerical vs autograd gradients, Adam, gates)."""
     from dlbasics.scratch.check import format_table, run_checks
@@ -210,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these experiments (and scratch)")
     parser.add_argument("--out", default="lightning_logs/tour", help="folder of the dated tour folders")
     args = parser.parse_args(argv)
-    from dlbasics.sweep.curriculum import NAMES, run_comparisons  # the studies' comparisons (dlbasics sweep)
+    from dlbasics.sweep.curriculum import NAMES  # the studies' comparisons (dlbasics sweep)
 
     todo = [e for e in experiments() if not args.only or e.name in args.only]
     if args.only and (unknown := set(args.only) - {e.name for e in experiments()} - {"scratch", *NAMES}):
@@ -224,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         r = results[-1]
         verdict = "skipped" if r.passed is None else "pass" if r.passed else "FAIL"
         print(f"[{i}/{len(todo) + 1}] {exp.name}: {r.measured} → {verdict} ({r.seconds:.1f} s)", flush=True)
-    results += run_comparisons(args.only, args.quick, tour_dir, loggers(tour_dir))
+    results += run_comparisons(args.only, args.quick, tour_dir)
     print(f"\n[{len(todo) + 1}/{len(todo) + 1}] scratch check table", flush=True)
     scratch, table = run_scratch()
     results.append(scratch)

@@ -5,6 +5,7 @@ Every test drives `dlbasics` the way users do: `main([...])` in a temporary fold
 
 from __future__ import annotations
 
+import ast
 import os
 import signal
 import subprocess
@@ -248,3 +249,41 @@ def test_no_private_lightning_names_in_the_package():
             if "lightning" in line and "import" in line:
                 names = line.split("import", 1)[1]
                 assert not any(n.strip().startswith("_") for n in names.split(",")), f"{path}:{number}: {line}"
+
+
+def dlbasics_imports() -> dict[str, set[str]]:
+    """Each dlbasics module → the dlbasics modules it imports anywhere in it (in functions too); a name imported
+    from a package counts as that package's submodule when there is one."""
+    package = Path(__file__).resolve().parents[1] / "dlbasics"
+    modules = {".".join(p.relative_to(package.parent).with_suffix("").parts).removesuffix(".__init__"): p
+               for p in package.rglob("*.py")}  # fmt: skip
+    graph: dict[str, set[str]] = {}
+    for module, path in modules.items():
+        graph[module] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("dlbasics"):
+                for alias in node.names:
+                    sub = f"{node.module}.{alias.name}"
+                    graph[module].add(sub if sub in modules else node.module)
+            elif isinstance(node, ast.Import):
+                graph[module] |= {a.name for a in node.names if a.name in modules}
+        graph[module].discard(module)
+    return graph
+
+
+def test_no_import_cycle_and_models_import_no_data_pictures_or_runs():
+    graph = dlbasics_imports()
+    done: set[str] = set()
+
+    def visit(module: str, path: list[str]) -> None:
+        assert module not in path, "import cycle: " + " -> ".join([*path[path.index(module) :], module])
+        if module not in done:
+            for imported in sorted(graph.get(module, ())):
+                visit(imported, [*path, module])
+            done.add(module)
+
+    for module in sorted(graph):
+        visit(module, [])
+    for module in (m for m in graph if m.startswith("dlbasics.models")):
+        leaks = {m for m in graph[module] if m.split(".")[1] in ("data", "pictures", "plots", "runs")}
+        assert not leaks, f"{module} imports {leaks}"

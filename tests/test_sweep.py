@@ -17,6 +17,7 @@ from helpers import CONFIGS, read_metrics
 from lightning.pytorch.callbacks import Callback
 
 from dlbasics.cli import main
+from dlbasics.sweep import main as sweep_main
 
 optuna = pytest.importorskip("optuna")
 LINEAR = str(CONFIGS / "linear_regression.yaml")
@@ -42,7 +43,7 @@ def sweep(tmp_path: Path, study: str, *args: str) -> int:
     """Run ``dlbasics sweep`` in-process on ``study`` (YAML text) in ``tmp_path``; its exit status."""
     (tmp_path / "study.yaml").write_text(study)
     with pytest.raises(SystemExit) as stop:
-        main(["sweep", "--config", LINEAR, "--study", "study.yaml", *FAST, *args])
+        sweep_main(["--config", LINEAR, "--study", "study.yaml", *FAST, *args])
     return stop.value.code
 
 
@@ -167,7 +168,7 @@ def test_bad_input_is_one_line_before_any_trial(tmp_path, capsys, study, args, m
 
 def test_unknown_study_and_a_metric_no_run_logs(tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
-        main(["sweep", "--config", LINEAR, "--study", "nope"])
+        sweep_main(["--config", LINEAR, "--study", "nope"])
     assert stop.value.code == 2 and "study 'nope' not found: give a file or a shipped study (activations, init" in (
         capsys.readouterr().err
     )
@@ -181,7 +182,7 @@ def test_unknown_study_and_a_metric_no_run_logs(tmp_path, capsys):
 def test_without_optuna_one_line_says_how_to_install(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "optuna", None)
     with pytest.raises(SystemExit) as stop:
-        main(["sweep", "--config", LINEAR, "--study", "optimizers"])
+        sweep_main(["--config", LINEAR, "--study", "optimizers"])
     assert stop.value.code == 1
     assert capsys.readouterr().err.splitlines() == [
         "dlbasics: error: dlbasics sweep needs Optuna: pip install 'dlbasics[sweep]' (or: pip install optuna "
@@ -191,7 +192,7 @@ def test_without_optuna_one_line_says_how_to_install(monkeypatch, capsys):
 
 def test_help_explains_the_study(capsys):
     with pytest.raises(SystemExit) as stop:
-        main(["sweep", "--help"])
+        sweep_main(["--help"])
     out = capsys.readouterr().out
     assert stop.value.code == 0
     assert all(word in out for word in ("metric:", "direction:", "sampler:", "pruner:", "params:", "optuna-dashboard"))

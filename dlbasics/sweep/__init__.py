@@ -13,13 +13,14 @@ behind: the study file (:mod:`.study`), the experiment and every parameter value
 from __future__ import annotations
 
 import argparse
-import io
 import re
 import shutil
 import sys
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any, NoReturn
+
+from dlbasics.resources import expand_config_args
+from dlbasics.sweep.study import SweepError
 
 HELP = """Run a study: the experiment once per trial (each an ordinary run in lightning_logs/version_N), then
 compare. Options not listed below go to every trial's `dlbasics fit` (e.g. --trainer.max_epochs 3).
@@ -47,12 +48,7 @@ stops it: exit 130). Several processes or machines: the same command with the sa
 --storage (a PostgreSQL/MySQL URL, or the journal file on a shared filesystem) work on one study, no grid
 point twice. Watch it live: optuna-dashboard lightning_logs/sweeps/NAME/journal.log (or the --storage URL)."""
 OPTIONS = ("--study", "--trials", "--workers", "--storage", "--name")
-ERROR = "dlbasics: error: "
 INSTALL = "dlbasics sweep needs Optuna: pip install 'dlbasics[sweep]' (or: pip install optuna optuna-integration)"
-
-
-class SweepError(Exception):
-    """A sweep that cannot start or go on; the message is the one line the user sees."""
 
 
 class Parser(argparse.ArgumentParser):
@@ -83,29 +79,9 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     return args, fit_args
 
 
-def print_config(fit_args: list[str]) -> str:
-    """``dlbasics fit <fit_args> --print_config``'s output: the complete config, parsed and checked, not built (the
-    CLI's own one-line error as a :class:`SweepError`)."""
-    from dlbasics.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        try:
-            main(["fit", *fit_args, "--print_config"])
-        except SystemExit as stop:
-            if stop.code:
-                raise SweepError(error_in(err.getvalue()) or f"dlbasics fit exited with status {stop.code}") from None
-    return out.getvalue()
-
-
-def error_in(output: str) -> str | None:
-    """The CLI's last one-line error in a fit's output (``dlbasics: error: …``), without the debug hint."""
-    found = [ln.removeprefix(ERROR) for ln in output.splitlines() if ln.startswith(ERROR)]
-    return found[-1].split("  [DLBASICS_DEBUG")[0] if found else None
-
-
 def check_params(fit_args: list[str], study: Any) -> None:
     """Show every parameter value to the CLI's parser (a few values at once; one by one to name a culprit)."""
+    from dlbasics.sweep.runner import print_config
     from dlbasics.sweep.study import cli_value, label
 
     checks = {p.key: [p.low, p.high] if p.is_range else list(p.values) for p in study.params}  # a range: its ends
@@ -126,7 +102,7 @@ def prepare(args: argparse.Namespace, fit_args: list[str]) -> Any:
     """Check everything and return the sweep's :class:`~dlbasics.sweep.runner.Plan` (nothing written yet)."""
     import yaml
 
-    from dlbasics.sweep.runner import Plan
+    from dlbasics.sweep.runner import Plan, print_config
     from dlbasics.sweep.study import load_study
 
     study = load_study(args.study, args.trials)  # a StudyError is a SweepError
@@ -147,13 +123,14 @@ def prepare(args: argparse.Namespace, fit_args: list[str]) -> Any:
 
 
 def fail(message: str, status: int = 2) -> NoReturn:
-    print(f"{ERROR}{message}", file=sys.stderr)
+    print(f"dlbasics: error: {message}", file=sys.stderr)
     sys.exit(status)
 
 
-def main(argv: list[str]) -> None:
-    """``dlbasics sweep …`` (reached through :func:`dlbasics.cli.main`); exits 0, 1 (a run's metric is missing),
-    2 (bad input, before any trial) or 130 (Ctrl-C)."""
+def main(argv: list[str] | None = None) -> None:
+    """``dlbasics sweep …`` (``argv``: what follows ``sweep``; the console's by default); exits 0, 1 (a run's metric
+    is missing), 2 (bad input, before any trial) or 130 (Ctrl-C)."""
+    argv = expand_config_args(sys.argv[2:] if argv is None else [str(a) for a in argv])
     try:
         import optuna
         import optuna_integration  # noqa: F401

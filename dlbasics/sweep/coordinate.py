@@ -29,8 +29,8 @@ from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
-from dlbasics.sweep import SweepError
 from dlbasics.sweep.runner import Outcome, Plan, run_trial
+from dlbasics.sweep.study import SweepError
 
 SIGNATURE = "dlbasics:study"
 INTERRUPTED = "interrupted"

@@ -10,14 +10,9 @@ loosened to pass). Optuna missing: the comparisons are skipped with the line tha
 
 from __future__ import annotations
 
-import csv
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from dlbasics.resources import config_dir
 
 
 @dataclass
@@ -103,39 +98,3 @@ def details(comp: Comparison, trials: list[dict[str, str]], claims: list[str], t
             if picture.is_file():
                 lines.append(f"![{comp.key(t)}]({picture.relative_to(tour_dir.resolve())})")
     return "\n".join(lines)
-
-
-def run_comparisons(only: list[str] | None, quick: bool, tour_dir: Path, loggers: str) -> list[Any]:
-    """Run the selected comparisons (all without ``only``) as sweeps; one tour ``Result`` each."""
-    import importlib.util
-
-    from dlbasics.cli import main
-    from dlbasics.data.mnist import first_available  # MNIST when its files are there, else Fashion-MNIST
-    from dlbasics.tour import Result
-
-    results = []
-    for comp in (c for c in COMPARISONS if not only or c.study in only):
-        print(f"\n[comparison] {comp.study} ({comp.config})", flush=True)
-        picked = first_available() if comp.data else ("", [])  # (label, CLI arguments), or why there is none
-        if importlib.util.find_spec("optuna") is None:
-            picked = "skipped: needs Optuna (pip install 'dlbasics[sweep]')"
-        if isinstance(picked, str):
-            results.append(Result(comp.study, comp.reference, picked, None))
-            continue
-        label, extra = picked
-        start, sweep_dir = time.perf_counter(), tour_dir / "runs" / "sweeps" / comp.study
-        args = ["sweep", "--config", str(config_dir() / comp.config), "--study", comp.study, "--name", comp.study]
-        args += [*extra, "--trainer.logger", loggers, *(comp.quick if quick else comp.full)]
-        try:
-            main(args)
-        except SystemExit as stop:
-            if stop.code:
-                results.append(Result(comp.study, comp.reference, f"sweep failed (exit {stop.code})", False))
-                continue
-        path = sweep_dir / "trials.csv"
-        trials = list(csv.DictReader(path.open())) if path.is_file() else []
-        claims, measured, held = judge(comp, trials)
-        seconds = time.perf_counter() - start
-        text = details(comp, trials, claims, tour_dir)
-        results.append(Result(comp.study, comp.reference, measured, held, seconds, [sweep_dir], label, text))
-    return results

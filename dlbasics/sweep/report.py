@@ -21,8 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from dlbasics.plots import new_figure
 from dlbasics.runs import atomic_write, epoch_metrics
-from dlbasics.sweep import print_config
-from dlbasics.sweep.runner import Outcome, Plan
+from dlbasics.sweep.runner import Outcome, Plan, print_config
 from dlbasics.sweep.study import cli_value, exact, label
 
 SHOWN = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)

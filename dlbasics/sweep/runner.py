@@ -6,11 +6,13 @@ A trial is ``dlbasics.cli.main(["fit", "--config", EXPERIMENT, ..., "--<key>", "
 ``lightning_logs/version_N/`` with ``config.yaml``, checkpoints, ``metrics.csv``, pictures and ``console.log``
 (everything the fit printed). The ``version_N`` is claimed with ``os.mkdir`` (atomic: of several processes exactly
 one creates a folder) and handed to the CSV and TensorBoard loggers, so concurrent trials never share one.
+:func:`print_config` asks the same CLI to parse and check a config without building anything.
 """
 
 from __future__ import annotations
 
 import copy
+import io
 import itertools
 import json
 import math
@@ -29,8 +31,30 @@ from lightning.pytorch.callbacks import Callback
 
 from dlbasics.launch import exit_status
 from dlbasics.runs import read_metrics
-from dlbasics.sweep import error_in
-from dlbasics.sweep.study import Study, cli_value, exact
+from dlbasics.sweep.study import Study, SweepError, cli_value, exact
+
+ERROR = "dlbasics: error: "
+
+
+def print_config(fit_args: list[str]) -> str:
+    """``dlbasics fit <fit_args> --print_config``'s output: the complete config, parsed and checked, not built (the
+    CLI's own one-line error as a :class:`SweepError`)."""
+    from dlbasics.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            main(["fit", *fit_args, "--print_config"])
+        except SystemExit as stop:
+            if stop.code:
+                raise SweepError(error_in(err.getvalue()) or f"dlbasics fit exited with status {stop.code}") from None
+    return out.getvalue()
+
+
+def error_in(output: str) -> str | None:
+    """The CLI's last one-line error in a fit's output (``dlbasics: error: …``), without the debug hint."""
+    found = [ln.removeprefix(ERROR) for ln in output.splitlines() if ln.startswith(ERROR)]
+    return found[-1].split("  [DLBASICS_DEBUG")[0] if found else None
 
 
 @dataclass

@@ -20,10 +20,13 @@ from typing import Any
 import yaml
 
 from dlbasics.resources import config_dir, resolve_config
-from dlbasics.sweep import SweepError
 
 KEYS = ("metric", "direction", "sampler", "trials", "pruner", "params")
 SCALARS = (str, int, float, bool, type(None))
+
+
+class SweepError(Exception):
+    """A sweep that cannot start or go on; the message is the one line the user sees."""
 
 
 class StudyError(SweepError):

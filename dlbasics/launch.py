@@ -96,8 +96,8 @@ def main() -> int | None:
     """``dlbasics``: :func:`dlbasics.cli.main`, or :func:`dlbasics.sweep.main` for ``dlbasics sweep`` (many fits, each
     through :mod:`dlbasics.cli`, so the sweep stands above the CLI rather than inside it)."""
     tune_malloc()
-    entry = "dlbasics.sweep" if sys.argv[1:2] == ["sweep"] else "dlbasics.cli"
-    return run_then_skip_teardown(lambda: import_frozen(entry).main())
+    entry = "dlbasics.sweep" if sys.argv[1:2] == ["sweep"] else "dlbasics.cli"  # the sweep's fits need the CLI too
+    return run_then_skip_teardown(lambda: import_frozen("dlbasics.cli") and import_frozen(entry).main())
 
 
 def tour() -> int | None:

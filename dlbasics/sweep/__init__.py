@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from dlbasics.resources import expand_config_args
-from dlbasics.sweep.study import SweepError
+from dlbasics.sweep.study import ERROR, SweepError
 
 HELP = """Run a study: the experiment once per trial (each an ordinary run in lightning_logs/version_N), then
 compare. Options not listed below go to every trial's `dlbasics fit` (e.g. --trainer.max_epochs 3).
@@ -123,7 +123,7 @@ def prepare(args: argparse.Namespace, fit_args: list[str]) -> Any:
 
 
 def fail(message: str, status: int = 2) -> NoReturn:
-    print(f"dlbasics: error: {message}", file=sys.stderr)
+    print(f"{ERROR}{message}", file=sys.stderr)
     sys.exit(status)
 
 

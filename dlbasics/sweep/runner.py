@@ -31,9 +31,7 @@ from lightning.pytorch.callbacks import Callback
 
 from dlbasics.launch import exit_status
 from dlbasics.runs import read_metrics
-from dlbasics.sweep.study import Study, SweepError, cli_value, exact
-
-ERROR = "dlbasics: error: "
+from dlbasics.sweep.study import ERROR, Study, SweepError, cli_value, exact
 
 
 def print_config(fit_args: list[str]) -> str:

@@ -25,6 +25,9 @@ KEYS = ("metric", "direction", "sampler", "trials", "pruner", "params")
 SCALARS = (str, int, float, bool, type(None))
 
 
+ERROR = "dlbasics: error: "  #: how the CLI and the sweep begin the one line of an error
+
+
 class SweepError(Exception):
     """A sweep that cannot start or go on; the message is the one line the user sees."""
 

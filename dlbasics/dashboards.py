@@ -34,7 +34,6 @@ _SECRET = re.compile(r"api_?key|token|secret|password", re.IGNORECASE)
 
 
 def wandb_host(environ: Mapping[str, str]) -> tuple[str, int]:
-    """Host and port of the wandb server (``WANDB_BASE_URL``, default ``https://api.wandb.ai``)."""
     url = urlsplit(environ.get("WANDB_BASE_URL") or "https://api.wandb.ai")
     return url.hostname or "api.wandb.ai", url.port or (80 if url.scheme == "http" else 443)
 
@@ -52,7 +51,6 @@ def has_api_key(environ: Mapping[str, str]) -> bool:
 
 
 def reachable(host: str, port: int, timeout: float = 2.0) -> bool:
-    """Whether a TCP connection to ``host:port`` opens within ``timeout`` seconds."""
     try:
         socket.create_connection((host, port), timeout=timeout).close()
     except OSError:
@@ -106,8 +104,7 @@ class WandbLogger(_LightningWandbLogger):
         if not self.started:
             import wandb
 
-            if wandb.run is not None:
-                wandb.run.finish()
+            wandb.finish()
             if self.save_dir:
                 Path(self.save_dir).mkdir(parents=True, exist_ok=True)
             self.started = True
@@ -115,9 +112,15 @@ class WandbLogger(_LightningWandbLogger):
 
 
 def wandb_loggers(config: Any) -> list[Any]:
-    """The ``trainer.logger`` entries of a subcommand's config that are wandb loggers."""
+    """The wandb loggers among a subcommand's ``trainer.logger`` entries (``class_path`` + ``init_args``)."""
     loggers = (config.get("trainer") or {}).get("logger")
-    return [lg for lg in (loggers if isinstance(loggers, list) else [loggers]) if _is_wandb_logger(lg)]
+    found = []
+    for entry in loggers if isinstance(loggers, list) else [loggers]:
+        if hasattr(entry, "get") and entry.get("class_path") and entry.get("init_args") is not None:
+            cls = loaded(str(entry.get("class_path")))  # imported by jsonargparse when it parsed the config
+            if isinstance(cls, type) and issubclass(cls, _LightningWandbLogger):
+                found.append(entry)
+    return found
 
 
 def resume_wandb_run(config: Any, checkpoint: dict[str, Any]) -> str | None:
@@ -141,14 +144,6 @@ def resume_wandb_run(config: Any, checkpoint: dict[str, Any]) -> str | None:
     return run_id
 
 
-def _is_wandb_logger(entry: Any) -> bool:
-    """Whether a ``trainer.logger`` config entry (``class_path`` + ``init_args``) is a wandb logger."""
-    if not hasattr(entry, "get") or not entry.get("class_path") or entry.get("init_args") is None:
-        return False
-    cls = loaded(str(entry.get("class_path")))  # imported by jsonargparse when it parsed the config
-    return isinstance(cls, type) and issubclass(cls, _LightningWandbLogger)
-
-
 def redact(value: Any) -> Any:
     """``value`` with entries whose key looks like a secret (api key, token, password) replaced by ``***``."""
     if isinstance(value, dict):
@@ -160,12 +155,9 @@ def redact(value: Any) -> Any:
 
 
 class SaveConfig(SaveConfigCallback):
-    """``config.yaml`` in the run directory, plus the whole resolved config in wandb and TensorBoard.
-
-    Lightning only sends the model's hyperparameters to loggers; this adds every setting (trainer, data, seed) to
-    the wandb run config and as text to TensorBoard, and names a :class:`WandbLogger`'s run
-    ``<experiment>-version_N`` unless it was given a name.
-    """
+    """``config.yaml`` in the run directory, and every setting (trainer, data, seed) in the wandb run config and as
+    text in TensorBoard, where Lightning sends only the model's hyperparameters. A :class:`WandbLogger`'s run is
+    named ``<experiment>-version_N`` unless it was given a name."""
 
     wandb_run_id: str | None = None
 

@@ -24,8 +24,7 @@ MAX_CONFIG_VALUES = 100_000  #: values a config may expand to (YAML aliases repe
 
 
 def config_dir() -> Path:
-    """The folder of shipped configs (experiments, ``trainer/`` and ``logger/`` overlays): ``dlbasics/configs`` in an
-    installed wheel, ``configs/`` in a checkout.
+    """The folder of shipped configs: ``dlbasics/configs`` in an installed wheel, ``configs/`` in a checkout.
 
     Raises:
         FileNotFoundError: dlbasics was installed without its configs (or not as plain files).
@@ -58,20 +57,16 @@ def experiment_names() -> list[str]:
 
 
 def resolve_config(value: str) -> str:
-    """The file a ``--config`` value means: a path, or a shipped config's name (``mnist_cnn``, ``mnist_cnn.yaml``,
-    ``trainer/ddp``, or ``configs/mnist_cnn.yaml`` outside a checkout).
-
-    Returns:
-        ``value`` itself when it is an existing file or matches no shipped config (LightningCLI then reports
-        it), else the path of the shipped config it names.
-    """
+    """The file a ``--config`` value means: ``value`` itself when it is an existing file or names no shipped config
+    (LightningCLI then reports it), else the shipped config it names (``mnist_cnn``, ``mnist_cnn.yaml``,
+    ``trainer/ddp``, or ``configs/mnist_cnn.yaml`` outside a checkout)."""
     if Path(value).is_file():
         return value
     name = PurePosixPath(value.replace("\\", "/"))
     if name.suffix in SUFFIXES:
         name = name.with_suffix("")
     if name.parts[:1] == ("configs",):
-        name = PurePosixPath(*name.parts[1:]) if len(name.parts) > 1 else name
+        name = name.relative_to("configs")
     if name.as_posix() not in shipped_configs():
         return value
     found = [config_dir() / f"{name}{suffix}" for suffix in SUFFIXES]
@@ -80,11 +75,8 @@ def resolve_config(value: str) -> str:
 
 def expand_config_args(argv: list[str]) -> list[str]:
     """``argv`` (without the program name) with :func:`resolve_config` applied to every ``--config X`` and
-    ``--config=X``, as a new list.
-
-    Every config file, and every other value written in YAML with anchors, is checked by :func:`check_yaml`
-    first, so a YAML bomb is refused before the parser expands it.
-    """
+    ``--config=X``; every config file, and every other value written in YAML with anchors, is checked by
+    :func:`check_yaml` first, so a YAML bomb is refused before the parser expands it."""
     out: list[str] = []
     expect_value = False
     for arg in argv:
@@ -150,7 +142,6 @@ def configs_building(*class_names: str) -> list[str]:
 
 
 def main() -> None:
-    """Print the configs folder and the shipped config names."""
     try:
         print(config_dir())
     except FileNotFoundError as err:

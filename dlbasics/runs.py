@@ -44,14 +44,12 @@ def experiment(config: dict[str, Any]) -> dict[str, Any]:
             "source": source}  # fmt: skip
 
 
-def find_checkpoint(
-    which: str, wanted: dict[str, Any], readable: Callable[[Path], bool], root: str | Path = "lightning_logs"
-) -> tuple[Path, list[Path]]:
+def find_checkpoint(which: str, wanted: dict[str, Any], readable: Callable[[Path], bool]) -> tuple[Path, list[Path]]:
     """``--ckpt_path last|best``: the newest readable ``last.ckpt`` / best checkpoint of a run of this experiment.
 
     Lightning resolves these names only inside the current run, and every run (a resumed one too) gets a fresh
-    ``version_N``; here every run under ``root`` whose saved ``config.yaml`` is the :func:`experiment` ``wanted``
-    counts, newest first, passing over the checkpoints ``readable`` refuses (a truncated file).
+    ``version_N``; here every run under ``lightning_logs`` whose saved ``config.yaml`` is the :func:`experiment`
+    ``wanted`` counts, newest first, passing over the checkpoints ``readable`` refuses (a truncated file).
 
     Returns:
         The checkpoint, and the newer ones of the same experiment passed over as unreadable.
@@ -60,8 +58,9 @@ def find_checkpoint(
         FileNotFoundError: No run of this experiment has one; the message names the experiments found instead.
     """
     pattern = "last.ckpt" if which == "last" else "best-*.ckpt"
+    root = Path("lightning_logs")
     candidates, others = [], set()
-    for ckpt in Path(root).glob(f"version_*/checkpoints/{pattern}"):
+    for ckpt in root.glob(f"version_*/checkpoints/{pattern}"):
         try:
             found = experiment(load_yaml(ckpt.parent.parent / "config.yaml") or {})
         except (OSError, ValueError, yaml.YAMLError, AttributeError):
@@ -80,7 +79,7 @@ def find_checkpoint(
     bad = f" ({len(skipped)} unreadable)" if skipped else ""
     raise FileNotFoundError(
         f"--ckpt_path {which}: no {pattern} of a {wanted['model']} run of this experiment{bad} under "
-        f"{Path(root).resolve()}{seen}: run `dlbasics fit` first or pass the path of a checkpoint"
+        f"{root.resolve()}{seen}: run `dlbasics fit` first or pass the path of a checkpoint"
     )
 
 
@@ -114,10 +113,8 @@ def atomic_write(path: str | Path) -> Iterator[Path]:
 
 
 def discard_run(run: Path) -> None:
-    """Remove a run directory that holds no checkpoint (a refused or failed run), and its parent if that is empty.
-
-    A run with a checkpoint is kept: that is work to resume from.
-    """
+    """Remove a run directory that holds no checkpoint (a refused or failed run: nothing to resume from), and its
+    parent if that is empty."""
     if run.is_dir() and not any(run.glob("checkpoints/*.ckpt")):
         shutil.rmtree(run, ignore_errors=True)
         with contextlib.suppress(OSError):
@@ -140,11 +137,14 @@ def write_csv(path: Path, rows: list[dict[str, Any]], header: list[str] | None =
         writer.writerows(rows)
 
 
+def _filled(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if v not in ("", None)}
+
+
 def keep_rows(path: Path, earlier: list[dict[str, str]]) -> None:
     """Make the CSV at ``path`` start with the rows ``earlier`` (unless it already does), header widened to fit."""
     rows = read_csv_rows(path)
-    strip = lambda row: {k: v for k, v in row.items() if v not in ("", None)}  # noqa: E731
-    if [strip(r) for r in rows[: len(earlier)]] != [strip(r) for r in earlier]:
+    if [_filled(r) for r in rows[: len(earlier)]] != [_filled(r) for r in earlier]:
         write_csv(path, earlier + rows)
 
 
@@ -153,7 +153,7 @@ def metrics_rows(run: str | Path) -> list[dict[str, float]]:
     path = Path(run) / "metrics.csv"
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: pass a run directory such as lightning_logs/version_0")
-    return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in read_csv_rows(path)]
+    return [{k: float(v) for k, v in _filled(row).items()} for row in read_csv_rows(path)]
 
 
 def read_metrics(run: str | Path) -> dict[str, list[float]]:
@@ -165,12 +165,12 @@ def read_metrics(run: str | Path) -> dict[str, list[float]]:
     return columns
 
 
-def epoch_metrics(run: str | Path, prefixes: tuple[str, ...] = ("train/", "val/")) -> dict[str, dict[int, float]]:
-    """``{"val/acc": {epoch: value}, ...}`` for every column of ``metrics.csv`` starting with ``prefixes``."""
+def epoch_metrics(run: str | Path) -> dict[str, dict[int, float]]:
+    """``{"val/acc": {epoch: value}, ...}`` for every ``train/`` and ``val/`` column of ``metrics.csv``."""
     curves: dict[str, dict[int, float]] = {}
     for row in metrics_rows(run):
         if "epoch" in row:
             for key, value in row.items():
-                if key.startswith(prefixes):
+                if key.startswith(("train/", "val/")):
                     curves.setdefault(key, {})[int(row["epoch"])] = value
     return curves

@@ -73,11 +73,9 @@ def read(path: str | Path) -> dict[str, Any]:
         ValueError: Not a readable Lightning checkpoint (truncated, not a checkpoint, or holding Python objects).
     """
     path = Path(path)
-    what = "pass a .ckpt file, 'last' or 'best'"
-    if path.is_dir():
-        raise FileNotFoundError(f"checkpoint {str(path)!r} is a folder: {what}")
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist: {what}")
+        problem = "is a folder" if path.is_dir() else "does not exist"
+        raise FileNotFoundError(f"checkpoint {str(path)!r} {problem}: pass a .ckpt file, 'last' or 'best'")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as err:  # the file's name and the reason, not torch's unpickling essay
@@ -88,7 +86,6 @@ def read(path: str | Path) -> dict[str, Any]:
 
 
 def is_readable(path: Path) -> bool:
-    """Whether :func:`read` accepts ``path``."""
     try:
         read(path)
     except (OSError, ValueError):
@@ -129,14 +126,13 @@ def check(checkpoint: dict[str, Any], path: Path, model: type, packages: set[str
         )
     params = inspect.signature(model).parameters
     for key, value in hparams.items():
-        if key == "_class_path":
+        if key == "_instantiator" and value != INSTANTIATOR:
+            raise ValueError(f"{where}._instantiator {value!r} is not LightningCLI's: refusing it")
+        if key in ("_class_path", "_instantiator"):
             continue
-        if key == "_instantiator":
-            if value != INSTANTIATOR:
-                raise ValueError(f"{where}._instantiator {value!r} is not LightningCLI's: refusing it")
-        elif key not in params:
+        if key not in params:
             raise ValueError(f"{where}.{key} is not a parameter of {model.__name__}: refusing it")
-        elif key in COMPONENTS:
+        if key in COMPONENTS:
             _check_component(value, COMPONENTS[key], f"{where}.{key}", packages)
         else:
             takes_text = any(word in str(params[key].annotation) for word in ("str", "Literal"))

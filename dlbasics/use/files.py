@@ -27,7 +27,8 @@ MAX_CSV_BYTES = 256 << 20  #: a CSV larger than this is refused unread
 
 
 def load_images(path: str | Path, style: Literal["mnist", "fashion"] = "mnist") -> tuple[Tensor, list[str]]:
-    """Read the user's images as MNIST-like ``(N, 28, 28)`` uint8 tensors, light strokes on black.
+    """The user's images, MNIST-like: ``(images, names)``, uint8 ``(N, 28, 28)`` light strokes on black and their
+    file names (``"<file>.npy[i]"`` for an array).
 
     Args:
         path: One image file in any format PIL opens (PNG, JPEG, BMP, GIF, TIFF, WebP, ...; RGB, RGBA, gray or
@@ -35,14 +36,6 @@ def load_images(path: str | Path, style: Literal["mnist", "fashion"] = "mnist") 
             them (see :func:`list_images`), or a ``.npy`` array already in MNIST form (:func:`read_npy_images`).
         style: :func:`dlbasics.use.images.preprocess`'s recipe: ``"mnist"`` for handwritten digits,
             ``"fashion"`` for clothes and shoes.
-
-    Returns:
-        ``(images, names)``: uint8 ``(N, 28, 28)`` images and their file names (``"<file>.npy[i]"`` for an array).
-
-    Raises:
-        FileNotFoundError: ``path`` does not exist.
-        ValueError: An image cannot be decoded or is blank (no strokes once the background is removed), a folder
-            holds no images, or an array has the wrong shape, type or values.
     """
     if style not in ("mnist", "fashion"):
         raise ValueError(f"unknown image style {style!r}: use 'mnist' (digits) or 'fashion' (clothes)")
@@ -77,8 +70,7 @@ def list_images(folder: Path) -> list[Path]:
 
 
 def read_npy_images(path: Path) -> tuple[Tensor, list[str]]:
-    """A ``.npy`` array already in MNIST form, ``(N, 28, 28)`` or ``(28, 28)`` of uint8 0-255 (or any integer type
-    in that range) or float in [0, 1], taken as-is after checks, as uint8."""
+    """A ``.npy`` array already in MNIST form (any integer type in 0-255 or float in [0, 1]), as uint8."""
     what = "expected uint8 0-255 or float 0-1 images of shape (N, 28, 28) or (28, 28)"
     try:
         array = np.load(path, allow_pickle=False)
@@ -117,10 +109,8 @@ def read_npy_images(path: Path) -> tuple[Tensor, list[str]]:
 
 
 def read_series(path: str | Path) -> Tensor:
-    """A CSV or text file of one column of numbers (a header line is allowed) as a float32 ``(N,)`` tensor.
-
-    The caller checks the length against its window.
-    """
+    """A CSV or text file of one column of numbers (a header line is allowed) as a float32 ``(N,)`` tensor; the
+    caller checks its length."""
     what = "one number a line (an optional header line first)"
     return _read_csv(Path(path), 1, what, f": pass a CSV with {what}").reshape(-1)
 
@@ -136,10 +126,6 @@ def _read_csv(path: Path, columns: int, what: str, hint: str = "") -> Tensor:
     Blank lines are skipped and only the first line may be non-numeric (a header, dropped); row numbers in
     messages are line numbers of the file. ``what`` says what the file should hold, ``hint`` ends the message
     about a row with another number of columns.
-
-    Raises:
-        FileNotFoundError: ``path`` does not exist, or is a folder.
-        ValueError: No rows, a row with another number of columns, a non-numeric cell, or NaN/inf.
     """
     if path.is_dir():
         raise FileNotFoundError(f"predict_path {str(path)!r} is a folder: pass a CSV file with {what}")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageFilter, ImageOps
 from torch import Tensor
 
 SIZE = 28  #: Side of an MNIST image.
@@ -44,8 +44,6 @@ def read_gray(path: Path) -> np.ndarray:
             with Image.open(path) as image:
                 if image.width * image.height > MAX_PIXELS:
                     raise MemoryError(f"{image.width}x{image.height} pixels")
-                image.seek(0)
-                image.load()
                 return _to_gray(ImageOps.exif_transpose(image) or image)
     except MemoryError as error:
         raise ValueError(
@@ -126,15 +124,12 @@ def _denoise(gray: np.ndarray) -> np.ndarray:
     """3x3 median filter for images larger than 64 px (small images are drawings: every pixel counts)."""
     if min(gray.shape) <= 64:
         return gray
-    padded = np.pad(gray, 1, mode="edge")
-    h, w = gray.shape
-    shifted = np.stack([padded[i : i + h, j : j + w] for i in range(3) for j in range(3)])
-    return np.median(shifted, axis=0).astype(np.float32)
+    return np.asarray(Image.fromarray(gray, mode="F").filter(ImageFilter.MedianFilter(3)), dtype=np.float32)
 
 
-def _otsu(values: np.ndarray, lo: float, hi: float, bins: int = 256) -> float:
+def _otsu(values: np.ndarray, lo: float, hi: float) -> float:
     """Otsu's threshold of ``values`` between ``lo`` and ``hi``."""
-    counts, edges = np.histogram(values, bins=bins, range=(lo, hi))
+    counts, edges = np.histogram(values, bins=256, range=(lo, hi))
     centres = (edges[:-1] + edges[1:]) / 2
     weight = np.cumsum(counts)
     mass = np.cumsum(counts * centres)
@@ -151,12 +146,10 @@ def _otsu(values: np.ndarray, lo: float, hi: float, bins: int = 256) -> float:
 def _strokes(gray: np.ndarray, background: float, hi: float, noise: float) -> np.ndarray:
     """Background 0, strokes ramping up to 1 at their median level (light strokes on a dark background).
 
-    Values below a threshold become 0, so paper texture and JPEG noise vanish. The threshold is 10 times the
-    border's noise (robust standard deviation) above the background, at least 5% of the contrast and at most 70%
-    of the way to Otsu's threshold (itself kept between 20% and 60% of the way to the brightest stroke): a clean
-    drawing keeps its faint anti-aliased edges, a noisy photo its paper texture out. The strokes ramp from 0 at
-    the threshold to 1 at the median level of the pixels above Otsu's threshold (MNIST's NIST source images were
-    black and white, so stroke cores saturate).
+    Values below a threshold become 0, so paper texture and JPEG noise vanish. The threshold follows the border's
+    noise (robust standard deviation), kept below Otsu's threshold: a clean drawing keeps its faint anti-aliased
+    edges, a noisy photo its paper texture out. The pixels above Otsu's threshold are the stroke cores, and they
+    saturate (MNIST's NIST source images were black and white).
     """
     contrast = hi - background
     otsu = min(max(_otsu(gray, background, hi), background + 0.2 * contrast), background + 0.6 * contrast)
@@ -176,9 +169,8 @@ def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
 def _mnist_field(ink: np.ndarray) -> np.ndarray:
     """Scale the cropped strokes into a 20 px box and centre their mass at pixel (14, 14) of a 28x28 field.
 
-    The longer side becomes 20 px, keeping the aspect ratio (PIL bicubic on the float image, anti-aliased when
-    shrinking: it matched the real MNIST digits' stroke width better than Lanczos or bilinear). The shift is by
-    whole pixels; parts shifted past the edges are clipped.
+    PIL bicubic on the float image (anti-aliased when shrinking) matched the real MNIST digits' stroke width
+    better than Lanczos or bilinear. The shift is by whole pixels; parts shifted past the edges are clipped.
     """
     h, w = ink.shape
     scale = BOX / max(h, w)

@@ -109,9 +109,6 @@ def export_onnx(model: Experiment, path: str | Path, opset: int | None = None) -
         path: The ``.onnx`` file to write (weights inside, no external data file), with :func:`describe`'s
             metadata, checked with ``onnx.checker``.
         opset: ONNX opset version (``None``: torch's default).
-
-    Raises:
-        ImportError: The ``export`` extra (onnx, onnxscript, onnxruntime) is not installed.
     """
     onnx, _ = require_onnx()
     path = Path(path)

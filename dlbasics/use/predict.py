@@ -10,7 +10,6 @@ callback that writes them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,20 +24,13 @@ from dlbasics.use.files import load_images, read_features, read_series
 from dlbasics.use.images import to_pixels
 
 
-@dataclass
-class Predictions:
-    """What :func:`predict` returns: the columns of ``predictions.csv`` and the inputs as the model saw them.
+class Predictions(dict):
+    """What :func:`predict` returns: ``{column: values}`` of ``predictions.csv`` (e.g. ``file``, ``class``, ``label``,
+    ``probability``); ``inputs``: the images (uint8 ``(N, 28, 28)``), the window forecast from, or the feature rows."""
 
-    Attributes:
-        table: ``{column: values}`` (e.g. ``file``, ``class``, ``label``, ``probability``).
-        inputs: The images (uint8 ``(N, 28, 28)``), the window forecast from, or the feature rows.
-    """
-
-    table: dict[str, list]
-    inputs: Tensor
-
-    def __getitem__(self, column: str) -> list:
-        return self.table[column]
+    def __init__(self, table: dict[str, list], inputs: Tensor) -> None:
+        super().__init__(table)
+        self.inputs = inputs
 
 
 def load(path: str | Path, map_location: str = "cpu") -> Any:
@@ -141,7 +133,6 @@ class PredictionWriter(BasePredictionWriter):
     def __init__(self, filename: str = "predictions.csv") -> None:
         super().__init__(write_interval="epoch")
         self.filename = filename
-        self.path: Path | None = None
 
     def write_on_epoch_end(self, trainer, pl_module, predictions: Any, batch_indices: Any) -> None:
         batches = [p if isinstance(p, dict) else {"prediction": p} for p in predictions]
@@ -163,6 +154,6 @@ class PredictionWriter(BasePredictionWriter):
         merged = {k: torch.cat([s[1][k] for s in shards])[order] for k in shards[0][1]}
         hook = getattr(trainer.datamodule, "prediction_table", None)
         table = (hook(index, merged) if callable(hook) else None) or default_table(index, merged)
-        self.path = run_dir(trainer) / self.filename
-        write_table(self.path, table)
-        print(f"predictions: {self.path}")
+        path = run_dir(trainer) / self.filename
+        write_table(path, table)
+        print(f"predictions: {path}")

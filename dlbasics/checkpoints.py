@@ -22,7 +22,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_info
 
 from dlbasics import trust
-from dlbasics.runs import SHAPES, STATISTICS, atomic_write, experiment, find_checkpoint
+from dlbasics.runs import atomic_write, experiment, find_checkpoint
 
 KEYWORDS = ("hpc", "registry")  #: Lightning's own ``ckpt_path`` keywords, passed through
 MAX_DOWNLOAD = 4 << 30  #: bytes a downloaded checkpoint may have
@@ -56,10 +56,10 @@ def open_checkpoint(config: Any) -> tuple[str, dict[str, Any] | None]:
     if value in KEYWORDS or value.startswith("registry:"):
         return value, None
     model_config, data_config = plain(config.model.as_dict()), plain(config.data.as_dict() if config.data else {})
+    wanted = experiment({"model": model_config, "data": data_config})
     if "://" in value:
         path = download(value)
     elif value in ("last", "best"):
-        wanted = experiment({"model": model_config, "data": data_config})
         path, skipped = find_checkpoint(value, wanted, trust.is_readable)
         passed = f" (passed over the unreadable {', '.join(map(str, skipped))})" if skipped else ""
         rank_zero_info(f"--ckpt_path {value}: {path}{passed}")
@@ -72,11 +72,10 @@ def open_checkpoint(config: Any) -> tuple[str, dict[str, Any] | None]:
     packages = {str(c.get("class_path", c)).split(".")[0] for c in components if c}
     trust.check(checkpoint, path, model, packages)
     hparams = checkpoint.get("hyper_parameters") or {}
-    skip = {"optimizer", "lr_scheduler", *SHAPES, *STATISTICS}  # linked from the data, checked there
-    changed = [  # the architecture settings where the config and the checkpoint differ
+    changed = [  # the architecture settings (runs.experiment's) where the config and the checkpoint differ
         f"{key} {hparams[key]} (the config: {value})"
-        for key, value in args.items()
-        if key not in skip and key in hparams and plain(hparams[key]) != plain(value)
+        for key, value in wanted["architecture"].items()
+        if key in hparams and plain(hparams[key]) != plain(value)
     ]
     if changed:
         rank_zero_info(f"{path} was trained with {', '.join(changed)}: the checkpoint's are used")

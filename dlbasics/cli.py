@@ -181,7 +181,7 @@ class DLBasicsCLI(LightningCLI):
         """With a checkpoint: refuse, in one line, data whose shapes cannot feed its model (before anything runs)."""
         stored = (self.checkpoint or {}).get("hyper_parameters") or {}
         for name in SHAPES:
-            if stored.get(name) is None or self.datamodule is None or not hasattr(self.datamodule, name):
+            if stored.get(name) is None or not hasattr(self.datamodule, name):  # no datamodule: hasattr is False
                 continue
             value = getattr(self.datamodule, name)
             if checkpoints.plain(value) != checkpoints.plain(stored[name]):
@@ -239,7 +239,6 @@ def main(args: list[str] | None = None) -> None:
     Errors print as one line (exit status 1, 2 for command-line errors; ``DLBASICS_DEBUG=1`` shows the traceback);
     Ctrl-C (SIGINT) and SIGTERM stop gracefully (the last checkpoint stays usable) with exit status 130 and 143.
     """
-    argv = sys.argv[1:] if args is None else [str(a) for a in args]
     threads = torch.get_num_threads()
     console.quiet_third_parties()
     skip_nvml_probe()
@@ -249,6 +248,6 @@ def main(args: list[str] | None = None) -> None:
                 sys.argv[1:] = expand_config_args(sys.argv[1:])
                 DLBasicsCLI()
             else:
-                DLBasicsCLI(args=expand_config_args(argv))
+                DLBasicsCLI(args=expand_config_args([str(a) for a in args]))
     finally:
         torch.set_num_threads(threads)

@@ -88,14 +88,14 @@ def exit_on_interrupt() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def errors_as_one_line(program: str = "dlbasics") -> Iterator[None]:
-    """Print any exception of the block as ``<program>: error: <one line>`` on stderr and exit 1 (2: bad arguments)."""
+def errors_as_one_line() -> Iterator[None]:
+    """Print any exception of the block as ``dlbasics: error: <one line>`` on stderr and exit 1 (2: bad arguments)."""
     try:
         yield
     except Exception as err:
         if os.environ.get(DEBUG_ENV):
             raise
-        print(f"{program}: error: {one_line(err)}  [{DEBUG_ENV}=1 shows the traceback]", file=sys.stderr)
+        print(f"dlbasics: error: {one_line(err)}  [{DEBUG_ENV}=1 shows the traceback]", file=sys.stderr)
         sys.exit(2 if type(err).__name__ == "ArgumentError" else 1)
 
 

@@ -50,23 +50,22 @@ def run_then_skip_teardown(entry: Callable[[], int | None]) -> int | None:
     The last ``atexit`` handler flushes the standard streams and ends the process with the status ``sys.exit``
     would give: the return value, a ``SystemExit`` code, or 1 for an exception (whose traceback Python prints first).
     """
-    status = [1]
+    code: object = 1  # an exception, until ``entry`` returns or exits
 
     def end() -> None:  # registered first, so it runs after every handler registered during the run
         for stream in (sys.stdout, sys.stderr):
             if stream is not None:
                 stream.flush()
-        os._exit(status[0])
+        os._exit(exit_status(code))
 
     atexit.register(end)
     try:
         with exit_on_interrupt():
-            result = entry()
+            code = entry()
     except SystemExit as stop:
-        status[0] = exit_status(stop.code)
+        code = stop.code
         raise
-    status[0] = exit_status(result)
-    return result
+    return code
 
 
 def tune_malloc() -> bool:

@@ -38,11 +38,8 @@ def check_positive(**values: float) -> None:
 
 
 def classification_metrics(num_classes: int) -> MetricCollection:
-    """Accuracy plus macro-averaged F1, precision and recall (binary metrics when ``num_classes == 2``).
-
-    Accuracy is the plain fraction of correct predictions (``average="micro"``); the others are
-    macro averages so that every class counts the same.
-    """
+    """Accuracy (the plain fraction correct, ``average="micro"``) plus F1, precision and recall, macro-averaged so
+    that every class counts the same (binary metrics when ``num_classes == 2``)."""
     if num_classes == 2:
         metrics = [tmc.BinaryAccuracy(), tmc.BinaryF1Score(), tmc.BinaryPrecision(), tmc.BinaryRecall()]
     else:
@@ -177,10 +174,8 @@ class Experiment(L.LightningModule, ABC):
         return self(x)
 
     def example_input(self, batch: int = 1) -> Tensor:
-        """A raw input of ``batch`` rows that :meth:`inference` takes: uniform ``(batch, num_features)`` float32.
-
-        Drawn from a fixed seed of its own, so the global random state is left alone.
-        """
+        """A raw input of ``batch`` rows that :meth:`inference` takes: uniform ``(batch, num_features)`` float32,
+        drawn from a fixed seed of its own, so the global random state is left alone."""
         return torch.rand(batch, self.hparams.num_features, generator=torch.Generator().manual_seed(0))
 
     def configure_optimizers(self) -> Any:
@@ -192,8 +187,8 @@ class Experiment(L.LightningModule, ABC):
             return optimizer
         fill = run_length_kwargs(self.lr_scheduler, int(self.trainer.estimated_stepping_batches))
         scheduler = self.lr_scheduler(optimizer, **fill)
-        per_step = fill or isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR)  # schedules counted in steps
-        interval = "step" if per_step else "epoch"
+        counted_in_steps = fill or isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR)
+        interval = "step" if counted_in_steps else "epoch"
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
 
 
@@ -237,20 +232,19 @@ class Classifier(Experiment):
 
     def inference(self, x: Tensor) -> Tensor:
         """Probabilities: of class 1 for a binary classifier (``forward``'s shape, one per row), else softmax."""
-        output = self(x)
+        output = self(x).float()  # under bf16 autocast the logits are bf16: probabilities in float32
         return output.sigmoid() if self.binary else output.softmax(dim=-1)
 
     def predict_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> dict[str, Tensor]:
-        output = self(batch[0]).float()  # under bf16 autocast the logits are bf16: probabilities in float32
+        prob = self.inference(batch[0])
         if self.binary:
-            prob = output.sigmoid()
             return {"class": (prob > 0.5).long(), "probability": prob}
-        prob, cls = output.softmax(dim=-1).max(dim=-1)
+        prob, cls = prob.max(dim=-1)
         return {"class": cls, "probability": prob}
 
 
 def check_input(module: nn.Module, x: Tensor, *trailing: int) -> None:
     """Raise a one-line ``ValueError`` unless ``x`` has shape ``(N, *trailing)``."""
-    if x.ndim != len(trailing) + 1 or tuple(x.shape[1:]) != trailing:
+    if tuple(x.shape[1:]) != trailing:
         expected = ", ".join(["N", *map(str, trailing)])
         raise ValueError(f"{type(module).__name__} expects input of shape ({expected}), got {tuple(x.shape)}")

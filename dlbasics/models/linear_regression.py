@@ -60,9 +60,9 @@ class LinearRegression(Experiment):
     @torch.no_grad()
     def closed_form(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         """Least-squares ``(w, b)`` of this model's features on ``(x, y)``, in float64."""
-        phi = self.features(x).double()
-        design = torch.cat([phi, torch.ones(len(phi), 1, dtype=phi.dtype, device=phi.device)], dim=1)
-        solution = torch.linalg.lstsq(design.cpu(), y.double().cpu()).solution.squeeze(-1)
+        phi = self.features(x).double().cpu()
+        design = torch.cat([phi, torch.ones(len(phi), 1, dtype=phi.dtype)], dim=1)  # the last column: the bias
+        solution = torch.linalg.lstsq(design, y.double().cpu()).solution.squeeze(-1)
         return solution[:-1], solution[-1]
 
     @torch.no_grad()

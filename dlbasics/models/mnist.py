@@ -27,7 +27,17 @@ ACTIVATIONS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU, "leaky_r
 
 
 class ImageClassifier(Classifier):
-    """A :class:`Classifier` of 28x28 images, standardized with the training split's pixel statistics."""
+    """A :class:`Classifier` of 28x28 images, standardized with the training split's pixel statistics.
+
+    Args:
+        num_features: Values per image, 784 (linked from the DataModule).
+        num_classes: Classes (linked from the DataModule).
+        pixel_mean: Mean of the training pixels in [0, 1] (linked from the DataModule); ``forward`` subtracts it.
+        pixel_std: Their standard deviation (linked from the DataModule); ``forward`` divides by it.
+        class_names: Names of the classes (linked from the DataModule), for the predictions' labels.
+        image_style: How a photo becomes the model's input (linked from the DataModule): ``mnist`` (digits) or
+            ``fashion`` (clothes); see :func:`dlbasics.use.images.preprocess` and :attr:`input_style`.
+    """
 
     @property
     def input_style(self) -> str:
@@ -54,13 +64,6 @@ class MNISTMLP(ImageClassifier):
     """Fully connected net ``num_features → hidden_sizes… → num_classes`` on flattened images.
 
     Args:
-        num_features: Input values per image (linked from the DataModule: 784).
-        num_classes: Classes (linked from the DataModule).
-        pixel_mean: Mean of the training pixels in [0, 1] (linked from the DataModule); ``forward`` subtracts it.
-        pixel_std: Their standard deviation (linked from the DataModule); ``forward`` divides by it.
-        class_names: Names of the classes (linked from the DataModule), for the predictions' labels.
-        image_style: How a photo becomes the model's input (linked from the DataModule): ``mnist`` (digits) or
-            ``fashion`` (clothes); see :func:`dlbasics.use.images.preprocess` and :attr:`input_style`.
         hidden_sizes: Width of each hidden layer (``[50]`` is the fish book's two-layer net).
         activation: ``sigmoid``, ``tanh``, ``relu`` or ``leaky_relu`` (slope 0.01).
         dropout: Dropout probability after each hidden activation.
@@ -147,12 +150,6 @@ class MNISTCNN(ImageClassifier):
     (``benchmarks/results/sprint.md``).
 
     Args:
-        num_features: Values per image (linked from the DataModule); the blocks are built for 28x28, so 784.
-        num_classes: Classes (linked from the DataModule).
-        pixel_mean: Mean of the training pixels in [0, 1] (linked from the DataModule); ``forward`` subtracts it.
-        pixel_std: Their standard deviation (linked from the DataModule); ``forward`` divides by it.
-        class_names: Names of the classes (linked from the DataModule), for the predictions' labels.
-        image_style: How a photo becomes the model's input (linked from the DataModule): ``mnist`` or ``fashion``.
         channels: Output channels of each block; each block halves the image side (28 → 14 → 7 …).
         hidden: Width of a hidden layer between the blocks and the output (linear, BatchNorm, ReLU); 0: none.
         dropout: Dropout probability before the output layer.
@@ -203,16 +200,14 @@ class MNISTCNN(ImageClassifier):
 
     @torch.no_grad()
     def block_outputs(self, x: Tensor) -> list[Tensor]:
-        """Run the model on ``x`` and return the output of each block (its ReLU), the maps a picture shows."""
-        outputs: list[Tensor] = []
-        blocks = [m for m in self.features if isinstance(m, nn.ReLU)]
-        handles = [block.register_forward_hook(lambda _m, _i, out: outputs.append(out.detach())) for block in blocks]
-        try:
-            self(x)
-        finally:
-            for handle in handles:
-                handle.remove()
-        return outputs
+        """Each block's output (its ReLU) for images ``x``: the maps a picture shows."""
+        check_input(self, x, 1, 28, 28)
+        out, found = self.standardize(x), []
+        for layer in self.features:
+            out = layer(out)
+            if isinstance(layer, nn.ReLU):
+                found.append(out)
+        return found
 
     def forward(self, x: Tensor) -> Tensor:
         check_input(self, x, 1, 28, 28)

@@ -36,8 +36,7 @@ class SineRNN(Experiment):
     its last output.
 
     ``model(x)`` takes raw windows of shape ``(batch, n_steps, num_features)`` and returns the next ``horizon`` raw
-    values, shape ``(batch, horizon * num_features)``. For ``predict`` a batch is ``(windows, steps)``: each
-    window is rolled out ``steps`` values ahead (:meth:`forecast`).
+    values, shape ``(batch, horizon * num_features)``; :meth:`forecast` rolls a window out any number of values.
 
     Args:
         num_features: Values per time step (linked from the DataModule).
@@ -142,7 +141,7 @@ class SineRNN(Experiment):
             done += y.shape[1]
         self.train(was_training)
         out = torch.cat(chunks, dim=1)[:, :steps]
-        return out.reshape(steps) if len(shape) == 1 else out.squeeze(-1) if len(shape) == 2 else out
+        return out.reshape(*shape[:-1], steps) if len(shape) < 3 else out  # in the layout of ``history``
 
     def inference(self, x: Tensor) -> Tensor:
         """Raw windows ``(N, n_steps)`` (``(N, n_steps, num_features)``) → the next ``horizon`` raw values,
@@ -150,10 +149,8 @@ class SineRNN(Experiment):
         return self(x.unsqueeze(-1) if x.ndim == 2 else x)
 
     def example_input(self, batch: int = 1) -> Tensor:
-        """Raw windows ``(batch, n_steps)`` (one feature) or ``(batch, n_steps, num_features)``, float32.
-
-        Values on the series' scale (mean ± std, normal), from a fixed seed of their own.
-        """
+        """Raw windows ``(batch, n_steps)`` (one feature) or ``(batch, n_steps, num_features)``, float32: normal
+        values on the series' scale (mean ± std), from a fixed seed of their own."""
         hp = self.hparams
         shape = (batch, hp.n_steps) if hp.num_features == 1 else (batch, hp.n_steps, hp.num_features)
         z = torch.randn(shape, generator=torch.Generator().manual_seed(0))

@@ -20,6 +20,7 @@ import tempfile
 import zlib
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
 from torchvision.datasets import MNIST, FashionMNIST
@@ -153,12 +154,7 @@ def _read_idx(path: Path, raw: Path, ndim: int) -> Tensor:
     expected = len(header) + int(torch.tensor(dims).prod())
     if (size := raw.stat().st_size) != expected:
         raise ValueError(f"{path} holds {size} bytes but its header announces {expected}: the file is truncated")
-    if size == len(header):  # an empty file: frombuffer refuses empty buffers
-        return torch.empty(dims, dtype=torch.uint8)
-    data = bytearray(size)
-    with open(raw, "rb") as f:
-        f.readinto(data)
-    return torch.frombuffer(data, dtype=torch.uint8, offset=len(header)).view(dims)
+    return torch.from_numpy(np.fromfile(raw, dtype=np.uint8, offset=len(header))).view(dims)
 
 
 def _user_cache(folder: str) -> Path:

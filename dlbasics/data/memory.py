@@ -19,13 +19,20 @@ from torch import Tensor
 from torch.utils.data import DistributedSampler
 
 
+def require_at_least(minimum: float, **values: float) -> None:
+    """Raise ``ValueError`` naming the first of ``values`` that is below ``minimum``."""
+    for name, value in values.items():
+        if value < minimum:
+            raise ValueError(f"{name} must be >= {minimum}, got {value}")
+
+
 class InMemoryLoader:
     """Iterable of batches sliced from tensors that share their first dimension, in a ``DistributedSampler``'s order.
 
-    The order comes from a real :class:`~torch.utils.data.DistributedSampler` over the sample indices, exposed as
-    :attr:`sampler`: Lightning calls ``loader.sampler.set_epoch(epoch)`` before every epoch (also after a resume), as
-    for a ``DataLoader``, which reshuffles. Not being a ``DataLoader``, the loader is never given another sampler by
-    Lightning (``use_distributed_sampler`` only rewrites ``DataLoader`` objects).
+    :attr:`sampler` is a real :class:`~torch.utils.data.DistributedSampler` over the sample indices: Lightning calls
+    ``loader.sampler.set_epoch(epoch)`` before every epoch (also after a resume), as for a ``DataLoader``, which
+    reshuffles. Not being a ``DataLoader``, the loader is never given another sampler by Lightning
+    (``use_distributed_sampler`` only rewrites ``DataLoader`` objects).
 
     Training (``shuffle``) keeps the sampler's padding, so every rank takes the same number of steps; evaluation drops
     it, so each sample is counted exactly once and DDP metrics equal the single-process ones.
@@ -33,7 +40,7 @@ class InMemoryLoader:
     Args:
         tensors: The split, e.g. ``(x, y)``; all share ``len``.
         batch_size: Samples per batch on this process (global batch / world size).
-        shuffle: Reshuffle every epoch from ``seed + epoch`` (Lightning calls ``sampler.set_epoch``).
+        shuffle: Reshuffle every epoch from ``seed + epoch``.
         seed: Base seed of the permutation.
         world_size: Number of processes sharing the data.
     """
@@ -47,8 +54,7 @@ class InMemoryLoader:
         rank: int = 0,
         world_size: int = 1,
     ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        require_at_least(1, batch_size=batch_size)
         self.tensors = tuple(tensors)
         self.batch_size = batch_size
         # ``range`` is all a sampler needs of a dataset: its length.
@@ -85,10 +91,9 @@ class InMemoryLoader:
 class InMemoryDataModule(L.LightningDataModule, ABC):
     """Base DataModule whose splits are tuples of tensors held in memory.
 
-    Subclasses fill ``self.splits`` (``"train"``, ``"val"``, ``"test"``, ``"predict"``) in ``setup``.
-    ``batch_size`` is the global batch: each of ``world_size`` processes gets ``batch_size //
-    world_size`` samples per step, so results do not depend on the device count. When the Trainer
-    runs on an accelerator the tensors are moved there once, in ``setup``.
+    Subclasses fill ``self.splits`` (``"train"``, ``"val"``, ``"test"``, ``"predict"``) in ``setup``. ``batch_size`` is
+    the global batch: each of ``world_size`` processes gets ``batch_size // world_size`` samples per step, so results
+    do not depend on the device count. When the Trainer runs on an accelerator the tensors are moved there once.
 
     What a model needs to know about the data is an attribute a subclass defines only when it applies
     (``num_features``, ``num_classes``, ``horizon``, …); the CLI links each into the model's parameter of that
@@ -98,31 +103,25 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
 
     def __init__(self, batch_size: int = 32, eval_batch_size: int | None = None, seed: int = 0) -> None:
         super().__init__()
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if eval_batch_size is not None and eval_batch_size < 1:
-            raise ValueError(f"eval_batch_size must be >= 1, got {eval_batch_size}")
+        require_at_least(1, batch_size=batch_size)
+        if eval_batch_size is not None:
+            require_at_least(1, eval_batch_size=eval_batch_size)
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.seed = seed
         self.splits: dict[str, tuple[Tensor, ...]] = {}
 
-    def _placement(self) -> tuple[int, int, torch.device]:
-        trainer = self.trainer
-        if trainer is None:
-            return 0, 1, torch.device("cpu")
-        return trainer.global_rank, trainer.world_size, trainer.strategy.root_device
-
     def to_device(self) -> None:
-        """Move every split onto the training device (a no-op on CPU)."""
-        device = self._placement()[2]
-        self.splits = {k: tuple(t.to(device) for t in v) for k, v in self.splits.items()}
+        """Move every split onto the training device (a no-op on CPU or without a Trainer)."""
+        if self.trainer is not None:
+            device = self.trainer.strategy.root_device
+            self.splits = {k: tuple(t.to(device) for t in v) for k, v in self.splits.items()}
 
     def loader(self, split: str, shuffle: bool = False) -> InMemoryLoader:
         """An :class:`InMemoryLoader` over ``split`` for this process: its equal share of the global batch."""
         if split not in self.splits:
             raise RuntimeError(f"{type(self).__name__} has no {split!r} split; call setup() first")
-        rank, world_size, _ = self._placement()
+        rank, world_size = (0, 1) if self.trainer is None else (self.trainer.global_rank, self.trainer.world_size)
         size = self.batch_size if split == "train" else (self.eval_batch_size or self.batch_size)
         if size % world_size:
             raise ValueError(

@@ -8,9 +8,7 @@ split, ``predict`` of the user's files none at all (a checkpoint carries the sta
 downloaded that the stage does not need.
 
 ``dlbasics predict --data.predict_path my_digits/`` predicts the user's own images (read by
-:func:`dlbasics.use.files.load_images`) instead of the test split: ``predictions.csv`` has the columns
-``index, file, class, label, probability`` in sorted file order (without ``predict_path``: the test split,
-``index, class, label, probability``).
+:func:`dlbasics.use.files.load_images`) instead of the test split (columns: :meth:`MNISTDataModule.prediction_table`).
 """
 
 from __future__ import annotations
@@ -88,6 +86,8 @@ class MNISTDataModule(InMemoryDataModule):
         self.dataset, self.root, self.download, self.verify = dataset, root, download, verify
         self.num_val, self.normalization, self.shift = num_val, normalization, shift
         self.class_names = [c.split(" - ")[0] for c in DATASETS[dataset].classes]
+        #: How the user's photos become 28x28 images for this dataset (digits or clothes), for the model.
+        self.image_style = "mnist" if dataset == "mnist" else "fashion"
         self.predict_path = predict_path
         #: File names of the predict split's images (``predict_path`` only), in sample order.
         self.predict_names: list[str] | None = None
@@ -96,16 +96,10 @@ class MNISTDataModule(InMemoryDataModule):
         self.stats = None if pixel_mean is None else (float(pixel_mean), float(pixel_std))  # once known
         self.loaded: dict[str, tuple[Tensor, Tensor]] = {}  # see read
 
-    @property
-    def image_style(self) -> str:
-        """How the user's photos become 28x28 images for this dataset (``mnist`` or ``fashion``), for the model."""
-        return "mnist" if self.dataset == "mnist" else "fashion"
-
     def prepare_data(self) -> None:
         # Lightning runs this once per node before setup: downloads never race. Only the files the stage reads:
         # the training set (True; validation is carved from it), the test set (False), none for the user's images.
-        stage = self.trainer.state.fn if self.trainer is not None else "fit"
-        stage = getattr(stage, "value", stage)
+        stage = self.trainer.state.fn if self.trainer is not None else "fit"  # TrainerFn: a str enum
         if self.download and not (stage == "predict" and self.predict_path is not None):
             for train in {"fit": (True, False), "validate": (True,)}.get(stage, (False,)):
                 locate_split(self.root, self.dataset, train, download=True)
@@ -159,11 +153,11 @@ class MNISTDataModule(InMemoryDataModule):
         self.loaded = {}  # setup took them
 
     def prediction_table(self, index: Tensor, columns: dict[str, Tensor]) -> dict[str, list] | None:
-        """``predictions.csv``: ``index[, file], class, label, probability`` (``file`` only with ``predict_path``)."""
+        """``predictions.csv``: ``index[, file], class, label, probability``; ``file`` (the user's images in sorted
+        order) only with ``predict_path``."""
         if "class" not in columns or "probability" not in columns:
             return None
-        files = self.predict_names if self.predict_path is not None else None
-        return image_table(index, columns, self.class_names, files)
+        return image_table(index, columns, self.class_names, self.predict_names)
 
     def on_after_batch_transfer(self, batch: tuple[Tensor, ...], dataloader_idx: int) -> tuple[Tensor, ...]:
         """uint8 ``(N, 28, 28)`` → float pixels in [0, 1] ``(N, 1, 28, 28)``, shifted at random while training."""

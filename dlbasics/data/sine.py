@@ -21,7 +21,7 @@ import math
 import torch
 from torch import Tensor
 
-from dlbasics.data.memory import InMemoryDataModule, InMemoryLoader
+from dlbasics.data.memory import InMemoryDataModule, InMemoryLoader, require_at_least
 from dlbasics.use.files import read_series
 
 
@@ -73,38 +73,22 @@ class SineData(InMemoryDataModule):
         series_std: float | None = None,
     ) -> None:
         super().__init__(batch_size=batch_size, seed=seed)
-        for name, value in (("predict_steps", predict_steps), ("n_steps", n_steps), ("horizon", horizon)):
-            if value < 1:
-                raise ValueError(f"{name} must be >= 1, got {value}")
+        require_at_least(1, predict_steps=predict_steps, n_steps=n_steps, horizon=horizon)
         if n_steps >= length:
             raise ValueError(f"n_steps ({n_steps}) must be smaller than the series length ({length})")
-        if noise_std < 0:
-            raise ValueError(f"noise_std must be >= 0, got {noise_std}")
+        require_at_least(0, noise_std=noise_std)
         if not period > 0:
             raise ValueError(f"period must be > 0, got {period}")
-        if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
-            raise ValueError(
-                f"val_fraction ({val_fraction}) and test_fraction ({test_fraction}) must be in (0, 1) "
-                "and leave a training part (sum < 1)"
-            )
+        self.bounds = split_by_time(length, val_fraction, test_fraction, window=n_steps + horizon)
         self.predict_path, self.predict_steps = predict_path, predict_steps
         #: The user's series (raw values) once read in ``setup("predict")`` with ``predict_path``.
         self.predict_series: Tensor | None = None
         self.amplitude, self.period, self.phase, self.noise_std = amplitude, period, phase, noise_std
         self.length, self.n_steps, self.horizon = length, n_steps, horizon
-        n_test, n_val = round(length * test_fraction), round(length * val_fraction)
-        n_train = length - n_val - n_test
-        self.bounds = {"train": (0, n_train), "val": (n_train, n_train + n_val), "test": (n_train + n_val, length)}
-        for split, (lo, hi) in self.bounds.items():
-            if hi - lo < n_steps + horizon:
-                raise ValueError(
-                    f"the {split} part holds {hi - lo} values, fewer than n_steps + horizon = {n_steps + horizon}: "
-                    "increase length or the split's fraction, or lower n_steps"
-                )
         noise = torch.randn(length, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
         #: The observed series (raw values, float32), noise included.
         self.series = (self.function(torch.arange(length)) + noise_std * noise).float()
-        train = self.series[:n_train].double()
+        train = self.series[slice(*self.bounds["train"])].double()
         self.series_mean = train.mean().item() if series_mean is None else float(series_mean)
         self.series_std = train.std(correction=0).item() if series_std is None else float(series_std)
         if not self.series_std > 0:
@@ -166,3 +150,23 @@ class SineData(InMemoryDataModule):
         rows = index.long().cpu()
         return {"index": rows.tolist(), "time": time[rows].tolist(), "target": target[rows, 0].tolist(),
                 "prediction": forecast[:, 0].tolist()}  # fmt: skip
+
+
+def split_by_time(length: int, val_fraction: float, test_fraction: float, window: int) -> dict[str, tuple[int, int]]:
+    """``(start, end)`` of the train, val and test parts of a series of ``length`` values, in that order; each
+    must hold at least one ``window`` (``n_steps + horizon`` values)."""
+    if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise ValueError(
+            f"val_fraction ({val_fraction}) and test_fraction ({test_fraction}) must be in (0, 1) "
+            "and leave a training part (sum < 1)"
+        )
+    n_test, n_val = round(length * test_fraction), round(length * val_fraction)
+    n_train = length - n_val - n_test
+    bounds = {"train": (0, n_train), "val": (n_train, n_train + n_val), "test": (n_train + n_val, length)}
+    for split, (lo, hi) in bounds.items():
+        if hi - lo < window:
+            raise ValueError(
+                f"the {split} part holds {hi - lo} values, fewer than n_steps + horizon = {window}: "
+                "increase length or the split's fraction, or lower n_steps"
+            )
+    return bounds

@@ -12,11 +12,12 @@ row, header optional; :func:`~dlbasics.use.files.read_features`) instead of the 
 from __future__ import annotations
 
 from abc import abstractmethod
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from dlbasics.data.memory import InMemoryDataModule
+from dlbasics.data.memory import InMemoryDataModule, require_at_least
 from dlbasics.use.files import read_features
 
 
@@ -43,9 +44,7 @@ class SyntheticData(InMemoryDataModule):
     ) -> None:
         super().__init__(batch_size=batch_size, seed=seed)
         self.predict_path = predict_path
-        for name, n in (("num_train", num_train), ("num_val", num_val), ("num_test", num_test)):
-            if n < 1:
-                raise ValueError(f"{name} must be >= 1, got {n}")
+        require_at_least(1, num_train=num_train, num_val=num_val, num_test=num_test)
         self.sizes = {"train": num_train, "val": num_val, "test": num_test}
 
     @abstractmethod
@@ -64,6 +63,8 @@ class SyntheticData(InMemoryDataModule):
 class LinearData(SyntheticData):
     """d2l's synthetic regression data: ``y = X w + b + N(0, noise_std²)``, ``X ~ N(0, 1)``.
 
+    The sizes, ``batch_size``, ``seed`` and ``predict_path`` are :class:`SyntheticData`'s (``kwargs``).
+
     Args:
         weights: True weight vector ``w``; its length is the number of features.
         bias: True bias ``b``.
@@ -75,18 +76,12 @@ class LinearData(SyntheticData):
         weights: list[float] = [2.0, -3.4],  # noqa: B006 (jsonargparse needs a literal default)
         bias: float = 4.2,
         noise_std: float = 0.01,
-        num_train: int = 1000,
-        num_val: int = 200,
-        num_test: int = 200,
-        batch_size: int = 10,
-        seed: int = 0,
-        predict_path: str | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(num_train, num_val, num_test, batch_size, seed, predict_path)
+        super().__init__(**kwargs)
         if not weights:
             raise ValueError("weights must hold at least one value")
-        if noise_std < 0:
-            raise ValueError(f"noise_std must be >= 0, got {noise_std}")
+        require_at_least(0, noise_std=noise_std)
         self.true_w = torch.tensor(weights, dtype=torch.float32)
         self.true_b = float(bias)
         self.noise_std = noise_std
@@ -105,6 +100,8 @@ class LinearData(SyntheticData):
 class PolynomialData(SyntheticData):
     """One-feature polynomial data ``y = Σ_k c_k x^k + noise`` with ``x ~ U[0, 1)``.
 
+    The sizes, ``batch_size``, ``seed`` and ``predict_path`` are :class:`SyntheticData`'s (``kwargs``).
+
     Args:
         coefficients: ``c_0, c_1, …`` in ascending powers; the default is the seed task 2x² + 3x + 4.
         noise_std: Standard deviation of the additive Gaussian noise.
@@ -116,18 +113,12 @@ class PolynomialData(SyntheticData):
         self,
         coefficients: list[float] = [4.0, 3.0, 2.0],  # noqa: B006
         noise_std: float = 0.01,
-        num_train: int = 1000,
-        num_val: int = 200,
-        num_test: int = 200,
-        batch_size: int = 10,
-        seed: int = 0,
-        predict_path: str | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(num_train, num_val, num_test, batch_size, seed, predict_path)
+        super().__init__(**kwargs)
         if not coefficients:
             raise ValueError("coefficients must hold at least one value")
-        if noise_std < 0:
-            raise ValueError(f"noise_std must be >= 0, got {noise_std}")
+        require_at_least(0, noise_std=noise_std)
         self.coefficients = list(coefficients)
         self.noise_std = noise_std
 
@@ -161,8 +152,7 @@ class RuleData(SyntheticData):
         seed: int = 0,
     ) -> None:
         super().__init__(num_train, num_val, num_test, batch_size, seed, predict_path)
-        if num_features < 2:
-            raise ValueError(f"num_features must be >= 2, got {num_features}")
+        require_at_least(2, num_features=num_features)
         self.num_features = num_features
 
     def sample(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:

@@ -12,7 +12,6 @@ row, header optional; :func:`~dlbasics.use.files.read_features`) instead of the 
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Any
 
 import torch
 from torch import Tensor
@@ -63,8 +62,6 @@ class SyntheticData(InMemoryDataModule):
 class LinearData(SyntheticData):
     """d2l's synthetic regression data: ``y = X w + b + N(0, noise_std²)``, ``X ~ N(0, 1)``.
 
-    The sizes, ``batch_size``, ``seed`` and ``predict_path`` are :class:`SyntheticData`'s (``kwargs``).
-
     Args:
         weights: True weight vector ``w``; its length is the number of features.
         bias: True bias ``b``.
@@ -76,9 +73,14 @@ class LinearData(SyntheticData):
         weights: list[float] = [2.0, -3.4],  # noqa: B006 (jsonargparse needs a literal default)
         bias: float = 4.2,
         noise_std: float = 0.01,
-        **kwargs: Any,
+        num_train: int = 1000,
+        num_val: int = 200,
+        num_test: int = 200,
+        batch_size: int = 10,
+        seed: int = 0,
+        predict_path: str | None = None,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(num_train, num_val, num_test, batch_size, seed, predict_path)
         if not weights:
             raise ValueError("weights must hold at least one value")
         require_at_least(0, noise_std=noise_std)
@@ -100,8 +102,6 @@ class LinearData(SyntheticData):
 class PolynomialData(SyntheticData):
     """One-feature polynomial data ``y = Σ_k c_k x^k + noise`` with ``x ~ U[0, 1)``.
 
-    The sizes, ``batch_size``, ``seed`` and ``predict_path`` are :class:`SyntheticData`'s (``kwargs``).
-
     Args:
         coefficients: ``c_0, c_1, …`` in ascending powers; the default is the seed task 2x² + 3x + 4.
         noise_std: Standard deviation of the additive Gaussian noise.
@@ -113,9 +113,14 @@ class PolynomialData(SyntheticData):
         self,
         coefficients: list[float] = [4.0, 3.0, 2.0],  # noqa: B006
         noise_std: float = 0.01,
-        **kwargs: Any,
+        num_train: int = 1000,
+        num_val: int = 200,
+        num_test: int = 200,
+        batch_size: int = 10,
+        seed: int = 0,
+        predict_path: str | None = None,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(num_train, num_val, num_test, batch_size, seed, predict_path)
         if not coefficients:
             raise ValueError("coefficients must hold at least one value")
         require_at_least(0, noise_std=noise_std)

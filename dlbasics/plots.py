@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -26,7 +25,6 @@ CURVES = {"loss": "loss", "acc": "accuracy", "mse": "MSE"}
 
 
 def new_figure(width: float = 6.0, height: float = 4.0) -> Figure:
-    """A matplotlib Figure that needs no display (no pyplot state)."""
     return Figure(figsize=(width, height), layout="constrained")
 
 
@@ -54,8 +52,7 @@ def curve_points(rows: Sequence[Mapping[str, float]]) -> dict[str, list[tuple[fl
 
 
 def learning_curves_figure(rows: Sequence[Mapping[str, float]], title: str = "") -> Figure:
-    """One panel per metric of :data:`CURVES` that was logged: the training loss every logged step (when it was),
-    train and val per epoch, with whole epochs on the x axis."""
+    """One panel per metric of :data:`CURVES` that was logged, at the points of :func:`curve_points`."""
     points = curve_points(rows)
     names = [n for n in CURVES if f"train/{n}" in points or f"val/{n}" in points] or ["loss"]
     fig = new_figure(4.5 * len(names), 3.5)
@@ -101,14 +98,8 @@ def fitted_curve_figure(x: Tensor, y: Tensor, predict: Callable[[Tensor], Tensor
 
 
 def _show(ax, image: Tensor, title: str) -> None:
-    """Draw a ``(H, W)``, ``(1, H, W)`` or ``(3, H, W)`` tensor (gray or RGB, rescaled to its own range)."""
-    image = image.detach().float().cpu()
-    if image.ndim == 3 and image.shape[0] == 1:
-        image = image[0]
-    if image.ndim == 3:
-        image = image.permute(1, 2, 0)
-        image = (image - image.min()) / (image.max() - image.min()).clamp_min(1e-12)
-    ax.imshow(image.numpy(), cmap="gray")
+    """Draw a ``(H, W)`` or ``(1, H, W)`` tensor in gray."""
+    ax.imshow(image.detach().float().cpu().reshape(image.shape[-2:]).numpy(), cmap="gray")
     ax.set_title(title, fontsize=8)
     ax.set_axis_off()
 
@@ -228,9 +219,9 @@ def prediction_grid_figure(images: Tensor, titles: Sequence[str], max_images: in
     image). ``images``: ``(N, 28, 28)`` uint8 images (or ``(N, 1, 28, 28)``), drawn gray on a fixed 0-255 scale."""
     images = images.detach().cpu().reshape(len(images), *images.shape[-2:])[:max_images]
     fig, axes = _grid(len(images), 1.3, 1.45, "no images")
-    for i, (ax, image) in enumerate(zip(axes, images, strict=False)):
+    for ax, image, title in zip(axes, images, titles, strict=False):
         ax.imshow(image.float().numpy(), cmap="gray", vmin=0, vmax=255)
-        ax.set_title(titles[i] if i < len(titles) else "", fontsize=8)
+        ax.set_title(title, fontsize=8)
     return fig
 
 
@@ -246,8 +237,7 @@ def main(argv: list[str] | None = None) -> None:
                 fig.savefig(tmp, dpi=100, format="png")
             print(run_dir / "learning_curves.png")
     except (OSError, ValueError) as err:
-        print(f"dlbasics.plots: error: {type(err).__name__}: {err}", file=sys.stderr)
-        sys.exit(1)
+        parser.exit(1, f"dlbasics.plots: error: {type(err).__name__}: {err}\n")
 
 
 if __name__ == "__main__":

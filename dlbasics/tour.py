@@ -16,7 +16,7 @@ as skipped, with how to get it.
 from __future__ import annotations
 
 import argparse
-import csv
+import importlib.util
 import json
 import platform
 import sys
@@ -27,20 +27,21 @@ from datetime import datetime
 from pathlib import Path
 
 from dlbasics.resources import config_dir, load_yaml
-from dlbasics.runs import atomic_write, read_metrics
+from dlbasics.runs import atomic_write, read_csv_rows, read_metrics
+from dlbasics.sweep import curriculum
+from dlbasics.sweep import main as sweep
 
 CONFIGS = config_dir()
-Metrics = dict[str, float]
-Judge = Callable[[Metrics, float], tuple[str, bool]]
+Judge = Callable[[dict[str, float], float], tuple[str, bool]]
 
 
 @dataclass
 class Stop:
     """One tour stop: a config, how to judge its metrics against a bar, and what the quick tour overrides.
 
-    ``bars`` maps the data's label (``""`` for the experiments with their own data, else ``MNIST`` or
-    ``Fashion-MNIST``) to its ``(quick, full)`` bars; ``judge(metrics, bar)`` says what was measured and whether
-    it passed.
+    ``bars`` maps the data's label (``""`` for the experiments with their own data, else ``MNIST`` and
+    ``Fashion-MNIST``: those run on MNIST when it can be had, else on Fashion-MNIST) to its ``(quick, full)``
+    bars; ``judge(metrics, bar)`` says what was measured and whether it passed.
     """
 
     name: str
@@ -49,14 +50,11 @@ class Stop:
     judge: Judge
     bars: dict[str, tuple[float, float]]
     quick: list[str] = field(default_factory=list)
-    # Datasets to try in order: (label, dataset name, config of the full tour, config of the quick tour).
-    data: list[tuple[str, str, str, str]] = field(default_factory=list)
+    fashion: tuple[str, str] | None = None  # the (full, quick) configs on Fashion-MNIST, when not ``config``
 
 
 def close_to(keys: list[str], truth: list[float]) -> Judge:
-    """Each of ``keys`` within ``bar`` of its true value."""
-
-    def judge(metrics: Metrics, bar: float) -> tuple[str, bool]:
+    def judge(metrics: dict[str, float], bar: float) -> tuple[str, bool]:
         got = [metrics.get(k, float("nan")) for k in keys]
         ok = all(abs(g - t) <= bar for g, t in zip(got, truth, strict=True))
         return "[" + ", ".join(f"{g:.4f}" for g in got) + "]", ok
@@ -72,39 +70,35 @@ def at_most(key: str) -> Judge:
     return lambda m, bar: (f"{key} = {m.get(key, float('nan')):.2e} (bar {bar:g})", m.get(key, float("inf")) <= bar)
 
 
-def experiments() -> list[Stop]:
-    """The curriculum in order (the quick tour applies each stop's ``quick`` overrides and quick bars)."""
-    fish, cnn, fashion_cnn = "mnist_mlp_fishbook.yaml", "mnist_cnn.yaml", "fashion_mnist_cnn.yaml"
-    images = {"fishbook": [("MNIST", "mnist", fish, fish), ("Fashion-MNIST", "fashion_mnist", fish, fish)],
-              "cnn": [("MNIST", "mnist", cnn, cnn),
-                      ("Fashion-MNIST", "fashion_mnist", fashion_cnn, "fashion_mnist_cnn_sprint.yaml")]}  # fmt: skip
-    sine = "seed 003{}: next-value forecast, MSE ≤ 1e-3"
-    return [
-        Stop("linear_regression", "linear_regression.yaml", "d2l 3.2: w = [2, -3.4], b = 4.2 (error ~1e-3)",
-             close_to(["fit/w0", "fit/w1", "fit/b"], [2.0, -3.4, 4.2]), {"": (0.01, 0.01)}),
-        Stop("polynomial_regression", "polynomial_regression.yaml", "seed task: y = 2x² + 3x + 4 → [4, 3, 2]",
-             close_to(["fit/b", "fit/w0", "fit/w1"], [4.0, 3.0, 2.0]), {"": (0.05, 0.05)},
-             quick=["--trainer.max_epochs", "10"]),
-        Stop("rule_classifier", "rule_classifier.yaml", "x[0] > x[4] is linearly separable: ≥ 0.99 accuracy",
-             at_least("test/acc"), {"": (0.99, 0.99)}),
-        Stop("mnist_mlp_fishbook", "mnist_mlp_fishbook.yaml",
-             "fish book ch. 4: 784-50-10 sigmoid SGD ≈ 0.95 on MNIST; Zalando's MLP ≈ 0.87 on Fashion-MNIST",
-             at_least("test/acc"), {"MNIST": (0.92, 0.94), "Fashion-MNIST": (0.75, 0.83)},
-             quick=["--trainer.max_steps", "3000"], data=images["fishbook"]),
-        Stop("mnist_cnn", "mnist_cnn.yaml",
-             "2-conv CNN: ≥ 0.992 on MNIST; Zalando's table 0.876 to 0.932 for 2-conv nets on Fashion-MNIST",
-             at_least("test/acc"), {"MNIST": (0.985, 0.992), "Fashion-MNIST": (0.90, 0.92)}, data=images["cnn"]),
-        Stop("sine_lstm", "sine_lstm.yaml", sine.format(""), at_most("val/loss"), {"": (1e-3, 1e-3)}),
-        Stop("sine_gru", "sine_gru.yaml", sine.format(" (GRU)"), at_most("val/loss"), {"": (1e-3, 1e-3)}),
-    ]  # fmt: skip
+#: The curriculum in order (the quick tour applies each stop's ``quick`` overrides and quick bars).
+EXPERIMENTS = [
+    Stop("linear_regression", "linear_regression.yaml", "d2l 3.2: w = [2, -3.4], b = 4.2 (error ~1e-3)",
+         close_to(["fit/w0", "fit/w1", "fit/b"], [2.0, -3.4, 4.2]), {"": (0.01, 0.01)}),
+    Stop("polynomial_regression", "polynomial_regression.yaml", "seed task: y = 2x² + 3x + 4 → [4, 3, 2]",
+         close_to(["fit/b", "fit/w0", "fit/w1"], [4.0, 3.0, 2.0]), {"": (0.05, 0.05)},
+         quick=["--trainer.max_epochs", "10"]),
+    Stop("rule_classifier", "rule_classifier.yaml", "x[0] > x[4] is linearly separable: ≥ 0.99 accuracy",
+         at_least("test/acc"), {"": (0.99, 0.99)}),
+    Stop("mnist_mlp_fishbook", "mnist_mlp_fishbook.yaml",
+         "fish book ch. 4: 784-50-10 sigmoid SGD ≈ 0.95 on MNIST; Zalando's MLP ≈ 0.87 on Fashion-MNIST",
+         at_least("test/acc"), {"MNIST": (0.92, 0.94), "Fashion-MNIST": (0.75, 0.83)},
+         quick=["--trainer.max_steps", "3000"]),
+    Stop("mnist_cnn", "mnist_cnn.yaml",
+         "2-conv CNN: ≥ 0.992 on MNIST; Zalando's table 0.876 to 0.932 for 2-conv nets on Fashion-MNIST",
+         at_least("test/acc"), {"MNIST": (0.985, 0.992), "Fashion-MNIST": (0.90, 0.92)},
+         fashion=("fashion_mnist_cnn.yaml", "fashion_mnist_cnn_sprint.yaml")),
+    Stop("sine_lstm", "sine_lstm.yaml", "seed 003: next-value forecast, MSE ≤ 1e-3",
+         at_most("val/loss"), {"": (1e-3, 1e-3)}),
+    Stop("sine_gru", "sine_gru.yaml", "seed 003 (GRU): next-value forecast, MSE ≤ 1e-3",
+         at_most("val/loss"), {"": (1e-3, 1e-3)}),
+]  # fmt: skip
 
 
 def loggers(tour_dir: Path) -> str:
-    """CSV + TensorBoard loggers writing into the tour's own folder (``<tour_dir>/runs/version_N``)."""
-    return json.dumps([
-        {"class_path": f"lightning.pytorch.loggers.{cls}", "init_args": {"save_dir": str(tour_dir), "name": "runs"}}
-        for cls in ("CSVLogger", "TensorBoardLogger")
-    ])  # fmt: skip
+    """The CLI's CSV + TensorBoard loggers, writing into the tour's own folder (``<tour_dir>/runs/version_N``)."""
+    from dlbasics.callbacks import LOGGERS
+
+    return json.dumps([{**logger, "init_args": {"save_dir": str(tour_dir), "name": "runs"}} for logger in LOGGERS])
 
 
 def restore_pictures(config: Path) -> list[str]:
@@ -134,24 +128,24 @@ class Result:
 
 
 def run_experiment(exp: Stop, quick: bool, tour_dir: Path) -> Result:
-    """Fit (which tests the best checkpoint at its end) through the CLI, on the first of ``exp.data`` whose files
-    exist (or download), then judge the last logged metrics."""
+    """Fit through the CLI (which tests the best checkpoint at its end), then judge the last logged metrics."""
     from dlbasics.cli import main
     from dlbasics.data.mnist import first_available
 
     config, extra, label = exp.config, [], ""
-    if exp.data:
-        picked = first_available(tuple(dataset for _, dataset, _, _ in exp.data))
+    if "MNIST" in exp.bars:  # MNIST when its files are there (or download), else Fashion-MNIST
+        picked = first_available()
         if isinstance(picked, str):
             return Result(exp.name, exp.reference, picked, None)
         label, extra = picked
-        config = next(short if quick else full for name, _, full, short in exp.data if name == label)
-    common = ["--config", str(CONFIGS / config), *extra, "--trainer.logger", loggers(tour_dir)]
-    common += restore_pictures(CONFIGS / config)
+        if label == "Fashion-MNIST" and exp.fashion:
+            config = exp.fashion[1 if quick else 0]
+    args = ["fit", "--config", str(CONFIGS / config), *extra, "--trainer.logger", loggers(tour_dir)]
+    args += [*restore_pictures(CONFIGS / config), "--test_after_fit", "true", *(exp.quick if quick else [])]
     start = time.perf_counter()
     runs: list[Path] = []
     try:
-        main(["fit", *common, "--test_after_fit", "true", *(exp.quick if quick else [])])
+        main(args)
         runs.append(max((tour_dir / "runs").glob("version_*"), key=lambda p: int(p.name.split("_")[1])))
         metrics = {key: values[-1] for key, values in read_metrics(runs[0]).items()}
         measured, passed = exp.judge(metrics, exp.bars[label][0 if quick else 1])
@@ -160,40 +154,29 @@ def run_experiment(exp: Stop, quick: bool, tour_dir: Path) -> Result:
     return Result(exp.name, exp.reference, measured, passed, time.perf_counter() - start, runs, label)
 
 
-def run_comparisons(only: list[str] | None, quick: bool, tour_dir: Path) -> list[Result]:
-    """Each selected comparison (all without ``only``) as one ``dlbasics sweep``, judged by the notes' claims."""
-    import importlib.util
+def run_comparison(comp: curriculum.Comparison, quick: bool, tour_dir: Path) -> Result:
+    """One comparison as one ``dlbasics sweep``, judged by the notes' claims."""
+    from dlbasics.data.mnist import first_available
 
-    from dlbasics.data.mnist import first_available  # MNIST when its files are there, else Fashion-MNIST
-    from dlbasics.sweep import main as sweep
-    from dlbasics.sweep.curriculum import COMPARISONS, details, judge
-
-    results = []
-    for comp in (c for c in COMPARISONS if not only or c.study in only):
-        print(f"\n[comparison] {comp.study} ({comp.config})", flush=True)
-        picked = first_available() if comp.data else ("", [])  # (label, CLI arguments), or why there is none
-        if importlib.util.find_spec("optuna") is None:
-            picked = "skipped: needs Optuna (pip install 'dlbasics[sweep]')"
-        if isinstance(picked, str):
-            results.append(Result(comp.study, comp.reference, picked, None))
-            continue
-        label, extra = picked
-        start, sweep_dir = time.perf_counter(), tour_dir / "runs" / "sweeps" / comp.study
-        args = ["--config", str(CONFIGS / comp.config), "--study", comp.study, "--name", comp.study, *extra]
-        args += ["--trainer.logger", loggers(tour_dir), *(comp.quick if quick else comp.full)]
-        try:
-            sweep(args)
-        except SystemExit as stop:
-            if stop.code:
-                results.append(Result(comp.study, comp.reference, f"sweep failed (exit {stop.code})", False))
-                continue
-        path = sweep_dir / "trials.csv"
-        trials = list(csv.DictReader(path.open())) if path.is_file() else []
-        claims, measured, held = judge(comp, trials)
-        text = details(comp, trials, claims, tour_dir)
-        results.append(Result(comp.study, comp.reference, measured, held, time.perf_counter() - start, [sweep_dir],
-                              label, text))  # fmt: skip
-    return results
+    print(f"\n[comparison] {comp.study} ({comp.config})", flush=True)
+    picked = first_available() if comp.data else ("", [])  # (label, CLI arguments), or why there is none
+    if importlib.util.find_spec("optuna") is None:
+        picked = "skipped: needs Optuna (pip install 'dlbasics[sweep]')"
+    if isinstance(picked, str):
+        return Result(comp.study, comp.reference, picked, None)
+    label, extra = picked
+    start, sweep_dir = time.perf_counter(), tour_dir / "runs" / "sweeps" / comp.study
+    args = ["--config", str(CONFIGS / comp.config), "--study", comp.study, "--name", comp.study, *extra]
+    args += ["--trainer.logger", loggers(tour_dir), *(comp.quick if quick else comp.full)]
+    try:
+        sweep(args)
+    except SystemExit as stop:
+        if stop.code:
+            return Result(comp.study, comp.reference, f"sweep failed (exit {stop.code})", False)
+    trials = read_csv_rows(sweep_dir / "trials.csv")
+    claims, measured, held = curriculum.judge(comp, trials)
+    text = curriculum.details(comp, trials, claims, tour_dir)
+    return Result(comp.study, comp.reference, measured, held, time.perf_counter() - start, [sweep_dir], label, text)
 
 
 def run_scratch() -> tuple[Result, str]:
@@ -247,26 +230,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these experiments (and scratch)")
     parser.add_argument("--out", default="lightning_logs/tour", help="folder of the dated tour folders")
     args = parser.parse_args(argv)
-    from dlbasics.sweep.curriculum import NAMES  # the studies' comparisons (dlbasics sweep)
-
-    todo = [e for e in experiments() if not args.only or e.name in args.only]
-    if args.only and (unknown := set(args.only) - {e.name for e in experiments()} - {"scratch", *NAMES}):
-        parser.error(f"unknown experiment(s) {sorted(unknown)}: use {[e.name for e in experiments()] + NAMES}")
+    names = [e.name for e in EXPERIMENTS] + curriculum.NAMES  # the experiments, then the comparisons (dlbasics sweep)
+    if args.only and (unknown := set(args.only) - {"scratch", *names}):
+        parser.error(f"unknown experiment(s) {sorted(unknown)}: use {names}")
+    todo = [e for e in EXPERIMENTS if not args.only or e.name in args.only]
     tour_dir = Path(args.out) / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     tour_dir.mkdir(parents=True, exist_ok=True)
     start, results = time.perf_counter(), []
     for i, exp in enumerate(todo, start=1):
         print(f"\n[{i}/{len(todo) + 1}] {exp.name} ({time.perf_counter() - start:.0f} s elapsed)", flush=True)
-        results.append(run_experiment(exp, args.quick, tour_dir))
-        r = results[-1]
+        r = run_experiment(exp, args.quick, tour_dir)
         verdict = "skipped" if r.passed is None else "pass" if r.passed else "FAIL"
         print(f"[{i}/{len(todo) + 1}] {exp.name}: {r.measured} → {verdict} ({r.seconds:.1f} s)", flush=True)
-    results += run_comparisons(args.only, args.quick, tour_dir)
+        results.append(r)
+    comparisons = [c for c in curriculum.COMPARISONS if not args.only or c.study in args.only]
+    results += [run_comparison(c, args.quick, tour_dir) for c in comparisons]
     print(f"\n[{len(todo) + 1}/{len(todo) + 1}] scratch check table", flush=True)
     scratch, table = run_scratch()
     results.append(scratch)
     report = write_report(tour_dir, results, table, args.quick, time.perf_counter() - start)
-    print(f"\n{report.read_text().split(chr(10) + chr(10) + '## ')[0]}\n\nreport: {report}", flush=True)
+    summary = report.read_text().split("\n\n## ")[0]  # the table and the counts
+    print(f"\n{summary}\n\nreport: {report}", flush=True)
     return 1 if any(r.passed is False for r in results) else 0
 
 

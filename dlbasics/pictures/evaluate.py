@@ -30,7 +30,7 @@ class ConfusionMatrix(Callback):
         matrix = metric.compute()  # every rank takes part in the sync
         if drawing(trainer):
             names = getattr(trainer.datamodule, "class_names", None)
-            labels = list(names) if names and len(names) == len(matrix) else [str(i) for i in range(len(matrix))]
+            labels = list(names) if names and len(names) == len(matrix) else None  # None: the class indices
             fig = plots.new_figure(7.0, 6.0)
             ax = fig.add_subplot()
             metric.plot(val=matrix, ax=ax, labels=labels)
@@ -39,8 +39,7 @@ class ConfusionMatrix(Callback):
 
 
 class MisclassifiedImages(Callback):
-    """``test_misclassified.png`` after a test of an image classifier: a grid of the first ``max_images``
-    misclassified images, titled "predicted (true …)"."""
+    """``test_misclassified.png`` after a test of an image classifier: its first ``max_images`` misclassified images."""
 
     def __init__(self, max_images: int = 25) -> None:
         self.max_images = max_images

@@ -24,24 +24,22 @@ class LearningCurves(Callback):
     """At the end of fit, ``learning_curves.png`` from ``metrics.csv``: the training loss every logged step (so a
     one-epoch run has a curve), validation and accuracies per epoch.
 
-    The mean training loss of every ``log_every_n_steps`` steps is summed on the loss's device and logged once per
+    The mean training loss of every ``log_every_n_steps`` steps is taken on the loss's device and logged once per
     epoch as ``train/loss_step`` (one host read per epoch, not per step), on the scale of ``train/loss``.
     """
 
     def __init__(self) -> None:
         self.steps: list[tuple[int, Tensor]] = []
-        self.total: Tensor | None = None
-        self.count = 0
+        self.losses: list[Tensor] = []  # since the last logged step
 
     def on_train_batch_end(self, trainer, pl_module, outputs: Any, batch: Any, batch_idx: int) -> None:
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if loss is None or not drawing(trainer):
             return
-        loss = getattr(pl_module, "reported_loss", lambda value: value)(loss.detach()).float()
-        self.total, self.count = loss if self.total is None else self.total + loss, self.count + 1
+        self.losses.append(getattr(pl_module, "reported_loss", lambda value: value)(loss.detach()).float())
         if trainer.global_step % trainer.log_every_n_steps == 0:
-            self.steps.append((trainer.global_step, self.total / self.count))
-            self.total, self.count = None, 0
+            self.steps.append((trainer.global_step, torch.stack(self.losses).mean()))
+            self.losses = []
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.steps:
@@ -100,9 +98,7 @@ class ActivationHistograms(Callback):
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.probe, self.start = None, []
 
-    def on_train_batch_start(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
-    ) -> None:
+    def on_train_batch_start(self, trainer, pl_module, batch: Any, batch_idx: int) -> None:
         if self.probe is None and hasattr(pl_module, "hidden_activations") and drawing(trainer):
             self.probe = batch[0][: self.max_samples].detach()
             self.start = self.activations(pl_module)

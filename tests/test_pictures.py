@@ -92,6 +92,21 @@ def test_misclassified_grid_figure():
     assert _drawn(plots.misclassified_grid_figure(images[:4, 0], preds[:4], (preds[:4] + 1) % 10)) == 4
 
 
+def test_misclassified_images_callback_draws_up_to_its_max_images(monkeypatch):
+    from dlbasics.pictures import MisclassifiedImages, evaluate
+
+    drawn = []
+    monkeypatch.setattr(evaluate, "log_figure", lambda trainer, name, fig: drawn.append(_drawn(fig)))
+    trainer = SimpleNamespace(is_global_zero=True, fast_dev_run=False, datamodule=None)
+    callback = MisclassifiedImages(max_images=30)
+    callback.on_test_epoch_start(trainer, None)
+    for _ in range(2):  # 2 batches of 20 images, every one wrong
+        logits = torch.zeros(20, 10).index_fill(1, torch.tensor([1]), 1.0)
+        callback.on_test_batch_end(trainer, None, logits, (torch.rand(20, 1, 28, 28), torch.zeros(20).long()), 0)
+    callback.on_test_epoch_end(trainer, None)
+    assert drawn == [30]
+
+
 def test_activation_maps_figure_and_block_outputs():
     from dlbasics.models import MNISTCNN
 

@@ -60,7 +60,8 @@ class MisclassifiedImages(Callback):
         if self.wrong and drawing(trainer):
             images, preds, targets = (torch.cat(t) for t in zip(*self.wrong, strict=True))
             names = getattr(trainer.datamodule, "class_names", None)
-            log_figure(trainer, "test/misclassified", plots.misclassified_grid_figure(images, preds, targets, names))
+            fig = plots.misclassified_grid_figure(images, preds, targets, names, max_images=self.max_images)
+            log_figure(trainer, "test/misclassified", fig)
 
 
 class ActivationMaps(Callback):

@@ -19,8 +19,10 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
+import yaml
+
 from dlbasics.resources import expand_config_args
-from dlbasics.sweep.study import ERROR, SweepError
+from dlbasics.sweep.study import ERROR, SweepError, cli_value, label, load_study
 
 HELP = """Run a study: the experiment once per trial (each an ordinary run in lightning_logs/version_N), then
 compare. Options not listed below go to every trial's `dlbasics fit` (e.g. --trainer.max_epochs 3).
@@ -82,7 +84,6 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 def check_params(fit_args: list[str], study: Any) -> None:
     """Show every parameter value to the CLI's parser (a few values at once; one by one to name a culprit)."""
     from dlbasics.sweep.runner import print_config
-    from dlbasics.sweep.study import cli_value, label
 
     checks = {p.key: [p.low, p.high] if p.is_range else list(p.values) for p in study.params}  # a range: its ends
     for i in range(max(map(len, checks.values()))):
@@ -100,12 +101,9 @@ def check_params(fit_args: list[str], study: Any) -> None:
 
 def prepare(args: argparse.Namespace, fit_args: list[str]) -> Any:
     """Check everything and return the sweep's :class:`~dlbasics.sweep.runner.Plan` (nothing written yet)."""
-    import yaml
-
     from dlbasics.sweep.runner import Plan, print_config
-    from dlbasics.sweep.study import load_study
 
-    study = load_study(args.study, args.trials)  # a StudyError is a SweepError
+    study = load_study(args.study, args.trials)
     loggers = (yaml.safe_load(print_config(fit_args)).get("trainer") or {}).get("logger")
     loggers = loggers if isinstance(loggers, list) else [loggers]
     csv = [lg for lg in loggers if isinstance(lg, dict) and str(lg.get("class_path")).endswith(".CSVLogger")]

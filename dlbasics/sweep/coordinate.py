@@ -29,6 +29,7 @@ from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
+from dlbasics.sweep.report import trial_line
 from dlbasics.sweep.runner import Outcome, Plan, run_trial
 from dlbasics.sweep.study import SweepError
 
@@ -41,11 +42,9 @@ class MetricMissing(SweepError):
 
 
 def quiet() -> None:
-    """Optuna's INFO lines ("Trial 3 finished …") and experimental-feature warnings stay out of the console, and
-    so does LightningCLI's warning that a trial's ``sys.argv`` (set for DDP relaunches) repeats its ``args``."""
+    """Optuna's INFO lines ("Trial 3 finished …") and experimental-feature warnings stay out of the console."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended to run")
 
 
 def open_storage(url: str) -> BaseStorage:
@@ -129,8 +128,6 @@ def work(
     :class:`MetricMissing` if a run finished without logging the study's metric). A worker process passes its
     launcher's ``parent`` pid and ``stop`` event: it stops when either says so. Ctrl-C raises ``KeyboardInterrupt``
     once the running trial is recorded as interrupted."""
-    from dlbasics.sweep.report import trial_line
-
     while (not parent or os.getppid() == parent) and not (stop is not None and stop.is_set()):
         if (trial := next_trial(plan, study, storage)) is None:
             return
@@ -153,16 +150,12 @@ def work(
             return
 
 
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
 def worker(plan: Plan, parent: int, stop: Any) -> None:
     """A worker process, in its own process group: Ctrl-C reaches the launcher, which sets ``stop`` and passes one
     SIGINT on (the worker starts with SIGINT ignored, so a Ctrl-C while it imports cannot break it)."""
     os.setpgrp()
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     quiet()
     storage = open_storage(plan.storage)
     study, _ = create_or_join(plan, storage)  # the launcher created it: loaded and checked
@@ -178,14 +171,11 @@ def run_all(plan: Plan, study: optuna.Study, storage: BaseStorage) -> int:
     children: list[Any] = []
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked threads or OpenMP state
     stop = context.Event()
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         if not any(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
             work(plan, study, storage, first=True)
-        trials = study.get_trials(deepcopy=False)
-        left = plan.trials - sum(map(counts, trials))  # trials still to start; a grid's: at most those waiting
-        if plan.study.sampler == "grid":
-            left = min(left, sum(t.state == TrialState.WAITING for t in trials))
+        left = plan.trials - sum(map(counts, study.get_trials(deepcopy=False)))  # a grid has as many points waiting
         count = min(plan.workers - 1, left - 1)
         children = [context.Process(target=worker, args=(plan, os.getpid(), stop)) for _ in range(count)]
         handler = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited: see worker()

@@ -28,7 +28,6 @@ SHOWN = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUN
 
 
 def save_figure(fig: Any, path: Path) -> Path:
-    """Save a matplotlib figure as PNG at ``path``, atomically."""
     with atomic_write(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     return path

@@ -4,9 +4,8 @@
 
 A trial is ``dlbasics.cli.main(["fit", "--config", EXPERIMENT, ..., "--<key>", "<value>", ...])``: its own
 ``lightning_logs/version_N/`` with ``config.yaml``, checkpoints, ``metrics.csv``, pictures and ``console.log``
-(everything the fit printed). The ``version_N`` is claimed with ``os.mkdir`` (atomic: of several processes exactly
-one creates a folder) and handed to the CSV and TensorBoard loggers, so concurrent trials never share one.
-:func:`print_config` asks the same CLI to parse and check a config without building anything.
+(everything the fit printed). The ``version_N`` is claimed with ``os.mkdir`` and handed to the CSV and TensorBoard
+loggers, so concurrent trials never share one.
 """
 
 from __future__ import annotations
@@ -98,7 +97,7 @@ class SweepTrial(Callback):
         self, sweep: str, trial: int, params: dict | None = None, metric: str = "val/loss", prune: bool = False
     ) -> None:
         self.sweep, self.trial, self.params, self.metric, self.prune = sweep, trial, params or {}, metric, prune
-        self.pruning: Callback | None = None
+        self.pruning = Callback()  # a no-op: Optuna's pruning callback once setup finds this process running the trial
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage != "fit":
@@ -112,13 +111,11 @@ class SweepTrial(Callback):
             self.pruning = PyTorchLightningPruningCallback(SweepTrial.active, monitor=self.metric)
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.pruning is not None:
-            self.pruning.on_fit_start(trainer, pl_module)
+        self.pruning.on_fit_start(trainer, pl_module)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         try:
-            if self.pruning is not None:
-                self.pruning.on_validation_end(trainer, pl_module)
+            self.pruning.on_validation_end(trainer, pl_module)
         except optuna.TrialPruned as pruned:
             SweepTrial.pruned = str(pruned) or "pruned"
             raise
@@ -202,8 +199,7 @@ def run_trial(plan: Plan, trial: Any) -> Outcome:
     if SweepTrial.pruned:
         return Outcome("PRUNED", None, run_dir, seconds, SweepTrial.pruned)
     if status:
-        console = run_dir / "console.log"
-        output = console.read_text(errors="replace") if console.is_file() else ""
+        output = (run_dir / "console.log").read_text(errors="replace")
         return Outcome("FAIL", None, run_dir, seconds, error_in(output) or "the run failed (see its console.log)")
     logged = read_metrics(run_dir) if (run_dir / "metrics.csv").is_file() else {}
     if plan.study.metric not in logged:

@@ -4,7 +4,7 @@
 
 The file's format is in :data:`dlbasics.sweep.HELP` (``dlbasics sweep --help``). Structured values (a class with
 its arguments, a class path) reach the CLI as JSON and are labelled ``SGD(lr=0.1)`` / ``SineGRU`` in tables and
-pictures. Only the shape of the file is checked here (:class:`StudyError`, one line); whether a value suits its
+pictures. Only the shape of the file is checked here (:class:`SweepError`, one line); whether a value suits its
 key is the CLI parser's business (:func:`dlbasics.sweep.check_params`).
 """
 
@@ -23,17 +23,11 @@ from dlbasics.resources import config_dir, resolve_config
 
 KEYS = ("metric", "direction", "sampler", "trials", "pruner", "params")
 SCALARS = (str, int, float, bool, type(None))
-
-
 ERROR = "dlbasics: error: "  #: how the CLI and the sweep begin the one line of an error
 
 
 class SweepError(Exception):
     """A sweep that cannot start or go on; the message is the one line the user sees."""
-
-
-class StudyError(SweepError):
-    """A study file that cannot be run as written (the message is the one line the user sees)."""
 
 
 def label(value: Any) -> str:
@@ -79,8 +73,7 @@ class Param:
 
     @property
     def is_int(self) -> bool:
-        bounds = (self.low, self.high, self.step if self.step is not None else 1)
-        return self.is_range and all(isinstance(v, int) and not isinstance(v, bool) for v in bounds)
+        return self.is_range and all(isinstance(v, int) for v in (self.low, self.high, self.step or 1))
 
     @property
     def name(self) -> str:
@@ -100,8 +93,8 @@ class Param:
         if not self.is_range:
             return self.choices()
         if self.step is None and not self.is_int:
-            raise StudyError(f"params.{self.key}: a grid needs a list or a range with a step, got a float range")
-        step = self.step if self.step is not None else 1
+            raise SweepError(f"params.{self.key}: a grid needs a list or a range with a step, got a float range")
+        step = self.step or 1
         count = round((self.high - self.low) / step) + 1
         return [self.low + i * step if self.is_int else float(f"{self.low + i * step:.12g}") for i in range(count)]
 
@@ -115,29 +108,29 @@ class Param:
 
 
 def parse_param(key: Any, spec: Any) -> Param:
-    """A :class:`Param` from one ``params`` entry, or a :class:`StudyError` saying what is wrong with it."""
+    """A :class:`Param` from one ``params`` entry, or a :class:`SweepError` saying what is wrong with it."""
     where = f"params.{key}"
     if not isinstance(key, str) or not key or key.startswith("-") or " " in key:
-        raise StudyError(f"params: {key!r} is not a setting: write keys as `dlbasics fit` takes them, without --")
+        raise SweepError(f"params: {key!r} is not a setting: write keys as `dlbasics fit` takes them, without --")
     if isinstance(spec, list):
         if not spec:
-            raise StudyError(f"{where}: an empty list")
+            raise SweepError(f"{where}: an empty list")
         param = Param(key, tuple(spec))
         if len(set(map(json.dumps, param.choices()))) < len(spec):
-            raise StudyError(f"{where}: two values look the same ({', '.join(map(label, spec))})")
+            raise SweepError(f"{where}: two values look the same ({', '.join(map(label, spec))})")
         return param
     if not isinstance(spec, dict) or not {"low", "high"} <= spec.keys() or spec.keys() - {"low", "high", "step", "log"}:
-        raise StudyError(f"{where}: give a list of values or a range {{low, high, step}} / {{low, high, log: true}}")
+        raise SweepError(f"{where}: give a list of values or a range {{low, high, step}} / {{low, high, log: true}}")
     low, high, step, log = spec["low"], spec["high"], spec.get("step"), spec.get("log", False)
     numbers = [v for v in (low, high, step) if v is not None]
     if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in numbers):
-        raise StudyError(f"{where}: low, high and step must be numbers, got {spec}")
+        raise SweepError(f"{where}: low, high and step must be numbers, got {spec}")
     if not isinstance(log, bool) or not low < high or (step is not None and step <= 0) or (log and low <= 0):
-        raise StudyError(f"{where}: a range needs low < high, step > 0, log true/false (and low > 0 with log)")
+        raise SweepError(f"{where}: a range needs low < high, step > 0, log true/false (and low > 0 with log)")
     if log and step is not None and step != 1:
-        raise StudyError(f"{where}: a log range takes no step")
+        raise SweepError(f"{where}: a log range takes no step")
     if step is not None and abs((high - low) / step - round((high - low) / step)) > 1e-9:
-        raise StudyError(f"{where}: high - low ({high - low:g}) is not a multiple of step {step:g}")
+        raise SweepError(f"{where}: high - low ({high - low:g}) is not a multiple of step {step:g}")
     return Param(key, (), low, high, step, log)
 
 
@@ -163,7 +156,7 @@ class Study:
         wanted = override if override is not None else self.trials
         if self.sampler != "grid":
             if wanted is None:
-                raise StudyError(f"{self.path}: sampler {self.sampler} needs `trials:` (or --trials N)")
+                raise SweepError(f"{self.path}: sampler {self.sampler} needs `trials:` (or --trials N)")
             return wanted
         size = len(self.grid_points())
         return size if wanted is None else min(wanted, size)
@@ -181,7 +174,6 @@ class Study:
         return RandomSampler(seed=0 if self.sampler == "grid" else None)
 
     def make_pruner(self) -> Any:
-        """Optuna's ``MedianPruner`` (after each validation, on the metric) or ``NopPruner``."""
         from optuna.pruners import MedianPruner, NopPruner
 
         if self.pruner["name"] == "none":
@@ -189,7 +181,6 @@ class Study:
         return MedianPruner(n_startup_trials=self.pruner["startup_trials"], n_warmup_steps=self.pruner["warmup_epochs"])
 
     def suggest(self, trial: Any) -> dict[str, Any]:
-        """The trial's choice for every parameter."""
         return {p.key: p.suggest(trial) for p in self.params}
 
     def signature(self) -> str:
@@ -200,44 +191,43 @@ class Study:
 
 def load_study(value: str, override: int | None = None) -> Study:
     """Read and check the study file ``--study`` names: a path, or a shipped study (``optimizers`` =
-    ``configs/studies/optimizers.yaml``); ``override``: ``--trials``, which may supply the budget. A
-    :class:`StudyError` names what is wrong (unknown key, sampler, direction, an empty or malformed params)."""
+    ``configs/studies/optimizers.yaml``); ``override``: ``--trials``, which may supply the budget."""
     path = Path(value) if Path(value).is_file() else Path(resolve_config(f"studies/{value.removeprefix('studies/')}"))
     if not path.is_file():
         names = ", ".join(sorted(p.stem for p in (config_dir() / "studies").glob("*.yaml")))
-        raise StudyError(f"study {value!r} not found: give a file or a shipped study ({names})")
+        raise SweepError(f"study {value!r} not found: give a file or a shipped study ({names})")
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         line = getattr(getattr(err, "problem_mark", None), "line", None)
         where = f", line {line + 1}" if line is not None else ""
-        raise StudyError(f"{path}: not valid YAML ({getattr(err, 'problem', err)}{where})") from None
+        raise SweepError(f"{path}: not valid YAML ({getattr(err, 'problem', err)}{where})") from None
     if not isinstance(raw, dict):
-        raise StudyError(f"{path}: a study is a mapping with {', '.join(KEYS)}")
+        raise SweepError(f"{path}: a study is a mapping with {', '.join(KEYS)}")
     if unknown := sorted(map(str, raw.keys() - set(KEYS))):
-        raise StudyError(f"{path}: unknown key(s) {', '.join(unknown)}: a study has {', '.join(KEYS)}")
+        raise SweepError(f"{path}: unknown key(s) {', '.join(unknown)}: a study has {', '.join(KEYS)}")
     metric, direction, sampler = raw.get("metric"), raw.get("direction"), raw.get("sampler", "grid")
     if not isinstance(metric, str) or not metric:
-        raise StudyError(f"{path}: metric must name a logged metric such as val/acc, got {metric!r}")
+        raise SweepError(f"{path}: metric must name a logged metric such as val/acc, got {metric!r}")
     if direction not in ("maximize", "minimize"):
-        raise StudyError(f"{path}: direction must be maximize or minimize, got {direction!r}")
+        raise SweepError(f"{path}: direction must be maximize or minimize, got {direction!r}")
     if sampler not in ("grid", "tpe", "random"):
-        raise StudyError(f"{path}: sampler must be grid, tpe or random, got {sampler!r}")
+        raise SweepError(f"{path}: sampler must be grid, tpe or random, got {sampler!r}")
     trials = raw.get("trials")
     if trials is not None and (not isinstance(trials, int) or isinstance(trials, bool) or trials < 1):
-        raise StudyError(f"{path}: trials must be a whole number >= 1, got {trials!r}")
+        raise SweepError(f"{path}: trials must be a whole number >= 1, got {trials!r}")
     params = raw.get("params")
     if not isinstance(params, dict) or not params:
-        raise StudyError(f"{path}: params must map settings to a list of values or a range, got {params!r}")
+        raise SweepError(f"{path}: params must map settings to a list of values or a range, got {params!r}")
     parsed = tuple(parse_param(key, spec) for key, spec in params.items())
     pruner = raw.get("pruner", "none")  # none, median or {name: median, ...}; defaults: Optuna's
     spec = {"name": pruner} if isinstance(pruner, str) else pruner
     if not isinstance(spec, dict) or spec.get("name") not in ("none", "median"):
-        raise StudyError(f"{path}: pruner must be none or median (or {{name: median, ...}}), got {pruner!r}")
+        raise SweepError(f"{path}: pruner must be none or median (or {{name: median, ...}}), got {pruner!r}")
     extra = spec.keys() - {"name", "startup_trials", "warmup_epochs"}
     numbers = {k: spec.get(k, default) for k, default in (("startup_trials", 5), ("warmup_epochs", 0))}
     if extra or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in numbers.values()):
-        raise StudyError(f"{path}: pruner takes name, startup_trials and warmup_epochs (integers >= 0), got {pruner!r}")
+        raise SweepError(f"{path}: pruner takes name, startup_trials and warmup_epochs (integers >= 0), got {pruner!r}")
     study = Study(str(path), metric, direction, sampler, trials, parsed, {"name": spec["name"], **numbers})
     study.budget(override)  # a grid's float ranges need a step; tpe/random need a number of trials (or --trials)
     return study

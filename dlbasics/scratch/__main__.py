@@ -1,7 +1,4 @@
-"""Entry point printing the from-scratch check table.
-
-python -m dlbasics.scratch   # exits 1 if any check fails
-"""
+"""python -m dlbasics.scratch   # prints the from-scratch check table; exits 1 if any check fails"""
 
 from dlbasics.scratch.check import main
 

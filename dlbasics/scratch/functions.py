@@ -73,9 +73,7 @@ def _as_batch(logits: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray
         return logits, t.astype(float)
     if t.shape != logits.shape[:1]:
         raise ValueError(f"labels of shape {t.shape} fit neither logits {logits.shape} nor its batch axis")
-    onehot = np.zeros_like(logits)
-    onehot[np.arange(len(t)), t.astype(int)] = 1.0
-    return logits, onehot
+    return logits, np.eye(logits.shape[1])[t.astype(int)]
 
 
 def softmax_cross_entropy(logits: np.ndarray, t: np.ndarray) -> float:

@@ -101,10 +101,7 @@ def train(
     iters: int = 1000,
     seed: int | None = 0,
 ) -> list[float]:
-    """Minibatch training of ``net`` in place.
-
-    Each iteration draws ``batch_size`` distinct random samples (a fresh draw every step, as in the
-    book), computes loss and gradients by backprop and calls ``optimizer.step(net.params, grads)``.
+    """Minibatch training of ``net`` in place; each step draws ``batch_size`` distinct samples afresh, as the book does.
 
     Args:
         x_train: Inputs, shape ``(N, input_size)``, e.g. flattened images scaled to ``[0, 1]``.

@@ -11,13 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 
-GATE_PARAMS = {
-    "AND": (np.array([0.5, 0.5]), -0.7),
-    "NAND": (np.array([-0.5, -0.5]), 0.7),
-    "OR": (np.array([0.5, 0.5]), -0.2),
-}
-"""Gate name -> ``(weights, bias)``."""
-
 INPUTS = ((0, 0), (1, 0), (0, 1), (1, 1))
 
 TRUTH_TABLES = {
@@ -36,17 +29,17 @@ def perceptron(x: np.ndarray, w: np.ndarray, b: float) -> int:
 
 def AND(x1: int, x2: int) -> int:
     """Logical AND as a perceptron."""
-    return perceptron(np.array([x1, x2]), *GATE_PARAMS["AND"])
+    return perceptron(np.array([x1, x2]), w=np.array([0.5, 0.5]), b=-0.7)
 
 
 def NAND(x1: int, x2: int) -> int:
     """Logical NAND as a perceptron."""
-    return perceptron(np.array([x1, x2]), *GATE_PARAMS["NAND"])
+    return perceptron(np.array([x1, x2]), w=np.array([-0.5, -0.5]), b=0.7)
 
 
 def OR(x1: int, x2: int) -> int:
     """Logical OR as a perceptron."""
-    return perceptron(np.array([x1, x2]), *GATE_PARAMS["OR"])
+    return perceptron(np.array([x1, x2]), w=np.array([0.5, 0.5]), b=-0.2)
 
 
 def XOR(x1: int, x2: int) -> int:

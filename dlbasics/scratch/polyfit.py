@@ -16,36 +16,21 @@ TRUE_COEFFS = np.array([2.0, 3.0, 4.0])
 """Coefficients of ``x^2``, ``x`` and ``1`` in the target polynomial."""
 
 
-def make_data(n: int = 100, seed: int | None = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Sample ``x ~ U[0, 1)`` and noise-free ``y = 2x^2 + 3x + 4``; return ``(x, y)``."""
-    x = np.random.default_rng(seed).random(n)
-    return x, features(x) @ TRUE_COEFFS
-
-
 def features(x: np.ndarray) -> np.ndarray:
     """Design matrix ``[x^2, x, 1]``, shape ``(N, 3)``."""
     return np.stack([x**2, x, np.ones_like(x)], axis=1)
 
 
-def fit_polynomial(
-    x: np.ndarray | None = None, y: np.ndarray | None = None, lr: float = 0.5, iters: int = 3_000, seed: int | None = 0
-) -> np.ndarray:
-    """Fit ``y ~ a x^2 + b x + c`` by full-batch gradient descent from ``w = 0``; return ``[a, b, c]``.
+def fit_polynomial(lr: float = 0.5, iters: int = 3_000, seed: int | None = 0) -> np.ndarray:
+    """Fit ``a x^2 + b x + c`` to 100 samples by full-batch gradient descent from ``w = 0``; return ``[a, b, c]``.
 
     Args:
-        x: Inputs; if ``None``, 100 samples from :func:`make_data` are used.
-        y: Targets (required when ``x`` is given).
         lr: Step size (stable below ``2 / lambda_max(2/N X^T X)``, about 0.65 for ``x`` in ``[0, 1)``).
-        seed: Seed for :func:`make_data` when ``x`` is ``None``.
+        seed: Seed for drawing ``x ~ U[0, 1)``.
     """
-    if x is None:
-        x, y = make_data(seed=seed)
-    elif y is None:
-        raise ValueError("fit_polynomial needs y when x is given")
-    X = features(np.asarray(x, dtype=float))
-    y = np.asarray(y, dtype=float)
+    X = features(np.random.default_rng(seed).random(100))
+    y = X @ TRUE_COEFFS  # noise-free targets
     w = np.zeros(3)
-    scale = 2.0 / len(y)
     for _ in range(iters):
-        w -= lr * scale * (X.T @ (X @ w - y))
+        w -= lr * (2.0 / len(y)) * (X.T @ (X @ w - y))  # dL/dw = 2/N X^T (X w - y)
     return w

@@ -115,6 +115,16 @@ def test_best_yaml_reproduces_the_best_trial_a_failure_goes_on_and_a_rerun_start
     assert versions(tmp_path) == before and len(rows(tmp_path)) == 3
 
 
+def test_a_trial_refused_before_training_says_why_and_leaves_no_run(tmp_path, capsys):
+    assert sweep(tmp_path, GRID.replace("[0.01, 0.03]", "[-1.0, 0.03]")) == 0
+    trials = rows(tmp_path)
+    assert [t["state"] for t in trials] == ["FAIL", "COMPLETE"]
+    assert trials[0]["reason"].startswith("model.optimizer: Invalid learning rate: -1.0") and trials[0]["run_dir"] == ""
+    assert versions(tmp_path) == ["version_0"] and trials[1]["run_dir"] == str(Path("lightning_logs", "version_0"))
+    assert not list(tmp_path.glob("lightning_logs/sweeps/*/.trial_*")), "a trial's console was left behind"
+    assert "trial 0   lr=-1    FAIL (model.optimizer: Invalid learning rate" in capsys.readouterr().out
+
+
 def test_median_pruner_prunes_a_diverging_learning_rate(tmp_path):
     study = GRID.replace("[0.01, 0.03]", "[0.03, 0.05, 1.2]") + "pruner: {name: median, startup_trials: 2}\n"
     assert sweep(tmp_path, study, "--trainer.max_epochs", "4") == 0

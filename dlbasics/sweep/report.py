@@ -50,7 +50,7 @@ def trial_line(plan: Plan, number: int, params: dict[str, Any], outcome: Outcome
     value = f"{plan.study.metric} {outcome.value:.4g}" if outcome.value is not None else ""
     state = outcome.state if outcome.state == "COMPLETE" else f"{outcome.state} ({outcome.reason})"
     seconds = f"{outcome.seconds:.1f} s"
-    return f"trial {number:<3d} {params_text(plan, params)}  {value}  {state}  {seconds}  {outcome.run_dir}"
+    return f"trial {number:<3d} {params_text(plan, params)}  {value}  {state}  {seconds}  {outcome.run_dir or ''}"
 
 
 def write_trials_csv(plan: Plan, trials: list[FrozenTrial]) -> Path:

@@ -75,7 +75,7 @@ class Outcome:
 
     state: str
     value: float | None
-    run_dir: Path
+    run_dir: Path | None  # None: refused before it trained (the CLI removed its run directory)
     seconds: float
     reason: str = ""
     metrics: list[str] = field(default_factory=list)
@@ -192,14 +192,18 @@ def run_trial(plan: Plan, trial: Any) -> Outcome:
     finally:
         SweepTrial.active, sys.argv = None, argv
         seconds = time.perf_counter() - start
-        if console.is_file():
+        output = console.read_text(errors="replace") if console.is_file() else ""
+        if not run_dir.is_dir():  # refused before it trained: the CLI removed the run, whose number is free again
+            console.unlink(missing_ok=True)
+            trial.set_user_attr("run_dir", "")
+            run_dir = None
+        elif console.is_file():
             os.replace(console, run_dir / "console.log")
     if status in (130, 143):
         return Outcome("INTERRUPTED", None, run_dir, seconds, "Ctrl-C: queued again")
     if SweepTrial.pruned:
         return Outcome("PRUNED", None, run_dir, seconds, SweepTrial.pruned)
-    if status:
-        output = (run_dir / "console.log").read_text(errors="replace")
+    if status or run_dir is None:
         return Outcome("FAIL", None, run_dir, seconds, error_in(output) or "the run failed (see its console.log)")
     logged = read_metrics(run_dir) if (run_dir / "metrics.csv").is_file() else {}
     if plan.study.metric not in logged:

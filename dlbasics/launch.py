@@ -37,6 +37,13 @@ def import_frozen(name: str) -> ModuleType:
             gc.enable()
 
 
+def run_main(module: str) -> int | None:
+    """``module.main()``, with :mod:`dlbasics.cli` (which every entry's runs go through) and ``module`` imported
+    frozen."""
+    import_frozen("dlbasics.cli")
+    return import_frozen(module).main()
+
+
 def exit_status(code: object) -> int:
     """The process exit status Python gives ``sys.exit(code)``: ``None`` 0, an int itself, anything else 1."""
     if code is None:
@@ -95,11 +102,11 @@ def main() -> int | None:
     """``dlbasics``: :func:`dlbasics.cli.main`, or :func:`dlbasics.sweep.main` for ``dlbasics sweep`` (many fits, each
     through :mod:`dlbasics.cli`, so the sweep stands above the CLI rather than inside it)."""
     tune_malloc()
-    entry = "dlbasics.sweep" if sys.argv[1:2] == ["sweep"] else "dlbasics.cli"  # the sweep's fits need the CLI too
-    return run_then_skip_teardown(lambda: import_frozen("dlbasics.cli") and import_frozen(entry).main())
+    entry = "dlbasics.sweep" if sys.argv[1:2] == ["sweep"] else "dlbasics.cli"
+    return run_then_skip_teardown(lambda: run_main(entry))
 
 
 def tour() -> int | None:
     """``dlbasics-tour``: :func:`dlbasics.tour.main` (which runs the experiments through :mod:`dlbasics.cli`)."""
     tune_malloc()
-    return run_then_skip_teardown(lambda: import_frozen("dlbasics.cli") and import_frozen("dlbasics.tour").main())
+    return run_then_skip_teardown(lambda: run_main("dlbasics.tour"))

@@ -38,8 +38,7 @@ def import_frozen(name: str) -> ModuleType:
 
 
 def run_main(module: str) -> int | None:
-    """``module.main()``, with :mod:`dlbasics.cli` (which every entry's runs go through) and ``module`` imported
-    frozen."""
+    """``module.main()``, once :mod:`dlbasics.cli` (every entry's runs go through it) and ``module`` are imported."""
     import_frozen("dlbasics.cli")
     return import_frozen(module).main()
 
